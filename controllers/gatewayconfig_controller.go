@@ -1,0 +1,356 @@
+// Package controllers reconciles GatewayConfigs into gateway fleets and
+// Ingresses into their snapshots. It does the I/O and status only: the
+// translation lives in controllers/compile and the desired objects in
+// controllers/render.
+package controllers
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"slices"
+	"strings"
+	"sync"
+
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
+	discoveryv1 "k8s.io/api/discovery/v1"
+	networkingv1 "k8s.io/api/networking/v1"
+	rbacv1 "k8s.io/api/rbac/v1"
+	"k8s.io/apimachinery/pkg/api/equality"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/tools/events"
+	"k8s.io/klog/v2"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/builder"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
+	"sigs.k8s.io/controller-runtime/pkg/handler"
+	"sigs.k8s.io/controller-runtime/pkg/log"
+	"sigs.k8s.io/controller-runtime/pkg/predicate"
+	"sigs.k8s.io/controller-runtime/pkg/reconcile"
+
+	gatewayv1alpha1 "github.com/portico-dev/portico/api/v1alpha1"
+	"github.com/portico-dev/portico/controllers/compile"
+	"github.com/portico-dev/portico/controllers/render"
+	"github.com/portico-dev/portico/gatewaypod/podflags"
+)
+
+// FieldOwner is the server-side apply field manager of every object the
+// operator writes.
+const FieldOwner = "portico-operator"
+
+// Event reasons.
+const (
+	EventReasonNamespaceNotFound = "NamespaceNotFound"
+	EventReasonSnapshotPublished = "SnapshotPublished"
+	EventReasonIngressRejected   = "IngressRejected"
+	EventReasonIngressAccepted   = "IngressAccepted"
+)
+
+// GatewayConfigReconciler turns one GatewayConfig into its fleet, compiles
+// the Ingresses of its IngressClasses into its snapshot, and reports status
+// on the GatewayConfig and on each Ingress.
+type GatewayConfigReconciler struct {
+	client.Client
+	Scheme   *runtime.Scheme
+	Recorder events.EventRecorder
+	Params   render.Params
+
+	// reported remembers the last compile outcome per Ingress so that an
+	// Event is emitted once per change, not once per reconcile.
+	reported sync.Map // types.NamespacedName -> string
+}
+
+// +kubebuilder:rbac:groups=gateway.portico.dev,resources=gatewayconfigs,verbs=get;list;watch;update;patch
+// +kubebuilder:rbac:groups=gateway.portico.dev,resources=gatewayconfigs/status,verbs=get;update;patch
+// +kubebuilder:rbac:groups=gateway.portico.dev,resources=gatewayconfigs/finalizers,verbs=update
+// +kubebuilder:rbac:groups=apps,resources=deployments,verbs=get;list;watch;create;update;patch;delete
+// +kubebuilder:rbac:groups="",resources=services;serviceaccounts;configmaps,verbs=get;list;watch;create;update;patch;delete
+// +kubebuilder:rbac:groups="",resources=pods,verbs=get;list;watch;patch
+// +kubebuilder:rbac:groups="",resources=namespaces,verbs=get;list;watch
+// +kubebuilder:rbac:groups=rbac.authorization.k8s.io,resources=roles;rolebindings,verbs=get;list;watch;create;update;patch;delete
+// +kubebuilder:rbac:groups=networking.k8s.io,resources=ingresses;ingressclasses,verbs=get;list;watch
+// +kubebuilder:rbac:groups=networking.k8s.io,resources=ingresses/status,verbs=get;update;patch
+// +kubebuilder:rbac:groups=discovery.k8s.io,resources=endpointslices,verbs=get;list;watch
+// +kubebuilder:rbac:groups=events.k8s.io,resources=events,verbs=create;patch
+
+// Reconcile brings one instance to its desired state and reports status.
+func (r *GatewayConfigReconciler) Reconcile(ctx context.Context, req ctrl.Request) (_ ctrl.Result, retErr error) {
+	logger := log.FromContext(ctx)
+	gc := &gatewayv1alpha1.GatewayConfig{}
+	if err := r.Get(ctx, req.NamespacedName, gc); err != nil {
+		return ctrl.Result{}, client.IgnoreNotFound(err)
+	}
+	if !gc.DeletionTimestamp.IsZero() {
+		return ctrl.Result{}, nil // owned objects go with it through garbage collection
+	}
+	inst := render.NewInstance(gc, r.Params)
+	before := gc.DeepCopy()
+	facts := statusFacts{namespace: inst.Namespace}
+
+	// One status write per reconcile, whatever path returns.
+	defer func() {
+		setStatus(gc, facts)
+		if equality.Semantic.DeepEqual(before.Status, gc.Status) {
+			return
+		}
+		if err := r.Status().Patch(ctx, gc, client.MergeFrom(before)); err != nil && retErr == nil {
+			retErr = fmt.Errorf("failed to patch status of GatewayConfig %s: %w", gc.Name, err)
+		}
+	}()
+
+	ns := &corev1.Namespace{}
+	if err := r.Get(ctx, types.NamespacedName{Name: inst.Namespace}, ns); err != nil {
+		if !apierrors.IsNotFound(err) {
+			return ctrl.Result{}, err
+		}
+		facts.namespaceMissing = true
+		if before.Status.Phase != gatewayv1alpha1.PhaseFailed {
+			r.Recorder.Eventf(gc, nil, corev1.EventTypeWarning, EventReasonNamespaceNotFound, "Reconcile",
+				"namespace %q does not exist; create it or change spec.namespace", inst.Namespace)
+		}
+		return ctrl.Result{}, nil // the Namespace watch brings us back
+	}
+
+	out, err := r.compile(ctx, gc.Name)
+	if err != nil {
+		return ctrl.Result{}, err
+	}
+	facts.classes = out.Classes
+	facts.snapshotVersion = out.Snapshot.Version
+	for _, res := range out.Results {
+		if res.Accepted {
+			facts.accepted++
+		} else {
+			facts.rejected++
+		}
+	}
+
+	desired := []client.Object{
+		inst.ServiceAccount(), inst.Role(), inst.RoleBinding(),
+		inst.ConfigMapWith(out.Encoded, out.Snapshot.Version),
+		inst.Service(), inst.Deployment(r.Params),
+	}
+	for _, obj := range desired {
+		if err := r.apply(ctx, gc, obj); err != nil {
+			return ctrl.Result{}, err
+		}
+	}
+	if before.Status.SnapshotVersion != out.Snapshot.Version {
+		logger.Info("Published snapshot", "gatewayConfig", klog.KObj(gc), "version", out.Snapshot.Version,
+			"hosts", len(out.Snapshot.Hosts), "accepted", facts.accepted, "rejected", facts.rejected)
+		r.Recorder.Eventf(gc, nil, corev1.EventTypeNormal, EventReasonSnapshotPublished, "Publish",
+			"snapshot %s published to ConfigMap %s/%s (%d hosts, %d Ingresses accepted, %d rejected)",
+			out.Snapshot.Version, inst.Namespace, inst.ConfigMap, len(out.Snapshot.Hosts), facts.accepted, facts.rejected)
+	}
+
+	dep := &appsv1.Deployment{}
+	if err := r.Get(ctx, types.NamespacedName{Namespace: inst.Namespace, Name: inst.Name}, dep); err == nil {
+		facts.deployment = dep
+	} else if !apierrors.IsNotFound(err) {
+		return ctrl.Result{}, err
+	}
+	if facts.programmedReplicas, err = r.programmedReplicas(ctx, inst, out.Snapshot.Version); err != nil {
+		return ctrl.Result{}, err
+	}
+	svc := &corev1.Service{}
+	if err := r.Get(ctx, types.NamespacedName{Namespace: inst.Namespace, Name: inst.Name}, svc); err == nil {
+		facts.address = serviceAddress(svc)
+	} else if !apierrors.IsNotFound(err) {
+		return ctrl.Result{}, err
+	}
+
+	if err := r.reportIngresses(ctx, out.Results, facts.address); err != nil {
+		return ctrl.Result{}, err
+	}
+	return ctrl.Result{}, nil
+}
+
+// compile gathers the inputs from the cache and runs the pure compiler.
+func (r *GatewayConfigReconciler) compile(ctx context.Context, instance string) (compile.Output, error) {
+	var (
+		classes networkingv1.IngressClassList
+		ings    networkingv1.IngressList
+		svcs    corev1.ServiceList
+		slices  discoveryv1.EndpointSliceList
+	)
+	for _, l := range []client.ObjectList{&classes, &ings, &svcs, &slices} {
+		if err := r.List(ctx, l); err != nil {
+			return compile.Output{}, fmt.Errorf("failed to list %T: %w", l, err)
+		}
+	}
+	return compile.Compile(compile.Inputs{
+		Instance: instance, IngressClasses: classes.Items, Ingresses: ings.Items,
+		Services: svcs.Items, EndpointSlices: slices.Items,
+	}), nil
+}
+
+// apply writes obj whole with server-side apply, owned by gc, so only the
+// fields we set are ours and a no-op apply writes nothing.
+func (r *GatewayConfigReconciler) apply(ctx context.Context, gc *gatewayv1alpha1.GatewayConfig, obj client.Object) error {
+	if err := controllerutil.SetControllerReference(gc, obj, r.Scheme); err != nil {
+		return err
+	}
+	u, err := runtime.DefaultUnstructuredConverter.ToUnstructured(obj)
+	if err != nil {
+		return err
+	}
+	delete(u, "status")
+	unstructured.RemoveNestedField(u, "metadata", "creationTimestamp")
+	unstructured.RemoveNestedField(u, "spec", "template", "metadata", "creationTimestamp")
+	err = r.Apply(ctx, client.ApplyConfigurationFromUnstructured(&unstructured.Unstructured{Object: u}),
+		client.FieldOwner(FieldOwner), client.ForceOwnership)
+	if err != nil {
+		return fmt.Errorf("failed to apply %s %s/%s: %w", obj.GetObjectKind().GroupVersionKind().Kind, obj.GetNamespace(), obj.GetName(), err)
+	}
+	return nil
+}
+
+// programmedReplicas counts ready, non-terminating gateway pods whose
+// snapshot-version annotation (written by gatewaypod) equals version.
+func (r *GatewayConfigReconciler) programmedReplicas(ctx context.Context, inst render.Instance, version string) (int32, error) {
+	var pods corev1.PodList
+	if err := r.List(ctx, &pods, client.InNamespace(inst.Namespace), client.MatchingLabels(inst.SelectorLabels())); err != nil {
+		return 0, fmt.Errorf("failed to list gateway pods: %w", err)
+	}
+	var n int32
+	for i := range pods.Items {
+		p := &pods.Items[i]
+		if p.DeletionTimestamp != nil || p.Annotations[podflags.AnnotationSnapshotVersion] != version {
+			continue
+		}
+		for _, c := range p.Status.Conditions {
+			if c.Type == corev1.PodReady && c.Status == corev1.ConditionTrue {
+				n++
+			}
+		}
+	}
+	return n, nil
+}
+
+// serviceAddress is the load balancer's address, else the cluster IP.
+func serviceAddress(svc *corev1.Service) string {
+	for _, lb := range svc.Status.LoadBalancer.Ingress {
+		if lb.IP != "" {
+			return lb.IP
+		}
+		if lb.Hostname != "" {
+			return lb.Hostname
+		}
+	}
+	if ip := svc.Spec.ClusterIP; ip != "" && ip != corev1.ClusterIPNone {
+		return ip
+	}
+	return ""
+}
+
+// reportIngresses emits one Event per changed outcome and sets each
+// Ingress's status.loadBalancer: the instance address when accepted, none
+// when rejected.
+func (r *GatewayConfigReconciler) reportIngresses(ctx context.Context, results []compile.Result, address string) error {
+	for _, res := range results {
+		ing := &networkingv1.Ingress{}
+		if err := r.Get(ctx, res.Ingress, ing); err != nil {
+			if apierrors.IsNotFound(err) {
+				continue
+			}
+			return err
+		}
+		r.eventOnChange(ing, res)
+
+		var want []networkingv1.IngressLoadBalancerIngress
+		if res.Accepted && address != "" {
+			if net.ParseIP(address) != nil {
+				want = []networkingv1.IngressLoadBalancerIngress{{IP: address}}
+			} else {
+				want = []networkingv1.IngressLoadBalancerIngress{{Hostname: address}}
+			}
+		}
+		if equality.Semantic.DeepEqual(ing.Status.LoadBalancer.Ingress, want) {
+			continue
+		}
+		patched := ing.DeepCopy()
+		patched.Status.LoadBalancer.Ingress = want
+		if err := r.Status().Patch(ctx, patched, client.MergeFrom(ing)); err != nil && !apierrors.IsNotFound(err) {
+			return fmt.Errorf("failed to patch status of Ingress %s: %w", res.Ingress, err)
+		}
+	}
+	return nil
+}
+
+func (r *GatewayConfigReconciler) eventOnChange(ing *networkingv1.Ingress, res compile.Result) {
+	var b strings.Builder
+	fmt.Fprintf(&b, "%s/%t/%s/%s", ing.UID, res.Accepted, res.Reason, res.Message)
+	for _, w := range res.Warnings {
+		fmt.Fprintf(&b, "/%s:%s", w.Reason, w.Message)
+	}
+	key := b.String()
+	if prev, ok := r.reported.Load(res.Ingress); ok && prev == key {
+		return
+	}
+	r.reported.Store(res.Ingress, key)
+	if res.Accepted {
+		r.Recorder.Eventf(ing, nil, corev1.EventTypeNormal, EventReasonIngressAccepted, "Compile", "Ingress is in the snapshot")
+	} else {
+		r.Recorder.Eventf(ing, nil, corev1.EventTypeWarning, EventReasonIngressRejected, "Compile", "%s: %s", res.Reason, res.Message)
+	}
+	for _, w := range res.Warnings {
+		r.Recorder.Eventf(ing, nil, corev1.EventTypeWarning, w.Reason, "Compile", "%s", w.Message)
+	}
+}
+
+// SetupWithManager registers the controller and its watches. Ingress,
+// IngressClass, Service, EndpointSlice and Namespace changes re-run every
+// instance: instances are few and compiling is cheap; per-instance indexes
+// are a later refinement.
+func (r *GatewayConfigReconciler) SetupWithManager(mgr ctrl.Manager) error {
+	all := handler.EnqueueRequestsFromMapFunc(r.allInstances)
+	byLabel := handler.EnqueueRequestsFromMapFunc(func(_ context.Context, o client.Object) []reconcile.Request {
+		if name := o.GetLabels()[render.LabelGatewayConfig]; name != "" {
+			return []reconcile.Request{{NamespacedName: types.NamespacedName{Name: name}}}
+		}
+		return nil
+	})
+	return ctrl.NewControllerManagedBy(mgr).
+		For(&gatewayv1alpha1.GatewayConfig{}, builder.WithPredicates(predicate.Or(predicate.GenerationChangedPredicate{}, predicate.AnnotationChangedPredicate{}))).
+		Owns(&appsv1.Deployment{}).
+		Owns(&corev1.Service{}).
+		Owns(&corev1.ConfigMap{}).
+		Owns(&corev1.ServiceAccount{}).
+		Owns(&rbacv1.Role{}).
+		Owns(&rbacv1.RoleBinding{}).
+		Watches(&corev1.Pod{}, byLabel).
+		Watches(&networkingv1.Ingress{}, all).
+		Watches(&networkingv1.IngressClass{}, all).
+		Watches(&corev1.Service{}, all, builder.WithPredicates(notOurs())).
+		Watches(&discoveryv1.EndpointSlice{}, all).
+		Watches(&corev1.Namespace{}, all).
+		Named("gatewayconfig").
+		Complete(r)
+}
+
+// notOurs drops events of objects the operator itself labels, which Owns
+// already routes to their instance.
+func notOurs() predicate.Predicate {
+	return predicate.NewPredicateFuncs(func(o client.Object) bool {
+		return o.GetLabels()[render.LabelGatewayConfig] == ""
+	})
+}
+
+func (r *GatewayConfigReconciler) allInstances(ctx context.Context, _ client.Object) []reconcile.Request {
+	var list gatewayv1alpha1.GatewayConfigList
+	if err := r.List(ctx, &list); err != nil {
+		log.FromContext(ctx).Error(err, "Failed to list GatewayConfigs")
+		return nil
+	}
+	reqs := make([]reconcile.Request, 0, len(list.Items))
+	for _, gc := range list.Items {
+		reqs = append(reqs, reconcile.Request{NamespacedName: types.NamespacedName{Name: gc.Name}})
+	}
+	slices.SortFunc(reqs, func(a, b reconcile.Request) int { return strings.Compare(a.Name, b.Name) })
+	return reqs
+}

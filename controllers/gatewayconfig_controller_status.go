@@ -1,0 +1,116 @@
+package controllers
+
+import (
+	"fmt"
+
+	appsv1 "k8s.io/api/apps/v1"
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	gatewayv1alpha1 "github.com/portico-dev/portico/api/v1alpha1"
+)
+
+// statusFacts is everything the status of a GatewayConfig is computed from,
+// gathered by the reconciler so that the setters below stay pure.
+type statusFacts struct {
+	// namespaceMissing is set when the instance namespace does not exist.
+	namespaceMissing bool
+	namespace        string
+	// deployment is nil until it exists.
+	deployment *appsv1.Deployment
+	// classes are the IngressClasses binding the instance.
+	classes []string
+	// snapshotVersion is the version just published.
+	snapshotVersion string
+	// programmedReplicas counts ready pods reporting snapshotVersion.
+	programmedReplicas int32
+	address            string
+	accepted, rejected int32
+}
+
+// setStatus fills every status field from facts. It never touches phase on
+// its own: phase is derived from the conditions by phaseOf.
+func setStatus(gc *gatewayv1alpha1.GatewayConfig, f statusFacts) {
+	st := &gc.Status
+	st.ObservedGeneration = gc.Generation
+	st.IngressClasses = f.classes
+	st.SnapshotVersion = f.snapshotVersion
+	st.ProgrammedReplicas = f.programmedReplicas
+	st.Address = f.address
+	st.Ingresses = gatewayv1alpha1.IngressCounts{Accepted: f.accepted, Rejected: f.rejected}
+	st.Replicas, st.ReadyReplicas = 0, 0
+	if d := f.deployment; d != nil {
+		st.Replicas, st.ReadyReplicas = d.Status.Replicas, d.Status.ReadyReplicas
+	}
+	setAcceptedCondition(gc, f)
+	setAvailableCondition(gc, f)
+	setProgrammedCondition(gc, f)
+	st.Phase, st.Message = phaseOf(gc)
+}
+
+func setCondition(gc *gatewayv1alpha1.GatewayConfig, typ string, ok bool, reason, msg string) {
+	status := metav1.ConditionFalse
+	if ok {
+		status = metav1.ConditionTrue
+	}
+	meta.SetStatusCondition(&gc.Status.Conditions, metav1.Condition{
+		Type: typ, Status: status, Reason: reason, Message: msg, ObservedGeneration: gc.Generation,
+	})
+}
+
+func setAcceptedCondition(gc *gatewayv1alpha1.GatewayConfig, f statusFacts) {
+	if f.namespaceMissing {
+		setCondition(gc, gatewayv1alpha1.GatewayConfigConditionAccepted, false, gatewayv1alpha1.GatewayConfigReasonNamespaceNotFound,
+			fmt.Sprintf("namespace %q does not exist: create it or change spec.namespace", f.namespace))
+		return
+	}
+	setCondition(gc, gatewayv1alpha1.GatewayConfigConditionAccepted, true, gatewayv1alpha1.GatewayConfigReasonAccepted,
+		fmt.Sprintf("objects are reconciled in namespace %q", f.namespace))
+}
+
+func setAvailableCondition(gc *gatewayv1alpha1.GatewayConfig, f statusFacts) {
+	if d := f.deployment; d != nil && d.Status.AvailableReplicas > 0 {
+		setCondition(gc, gatewayv1alpha1.GatewayConfigConditionAvailable, true, gatewayv1alpha1.GatewayConfigReasonMinimumReplicasAvailable,
+			fmt.Sprintf("%d of %d gateway pods available", d.Status.AvailableReplicas, d.Status.Replicas))
+		return
+	}
+	setCondition(gc, gatewayv1alpha1.GatewayConfigConditionAvailable, false, gatewayv1alpha1.GatewayConfigReasonDeploymentUnavailable,
+		"no gateway pod is available yet")
+}
+
+func setProgrammedCondition(gc *gatewayv1alpha1.GatewayConfig, f statusFacts) {
+	switch {
+	case len(f.classes) == 0:
+		setCondition(gc, gatewayv1alpha1.GatewayConfigConditionProgrammed, false, gatewayv1alpha1.GatewayConfigReasonNoIngressClass,
+			fmt.Sprintf("no IngressClass with spec.controller %q has spec.parameters naming this GatewayConfig", gatewayv1alpha1.ControllerName))
+	case f.programmedReplicas == 0:
+		setCondition(gc, gatewayv1alpha1.GatewayConfigConditionProgrammed, false, gatewayv1alpha1.GatewayConfigReasonPending,
+			fmt.Sprintf("no ready gateway pod serves snapshot %s yet", f.snapshotVersion))
+	default:
+		setCondition(gc, gatewayv1alpha1.GatewayConfigConditionProgrammed, true, gatewayv1alpha1.GatewayConfigReasonProgrammed,
+			fmt.Sprintf("%d ready gateway pods serve snapshot %s", f.programmedReplicas, f.snapshotVersion))
+	}
+}
+
+// phaseOf derives the phase and its message from the conditions; it is the
+// only place a phase is decided.
+func phaseOf(gc *gatewayv1alpha1.GatewayConfig) (gatewayv1alpha1.Phase, string) {
+	conds := gc.Status.Conditions
+	accepted := meta.FindStatusCondition(conds, gatewayv1alpha1.GatewayConfigConditionAccepted)
+	if accepted != nil && accepted.Status == metav1.ConditionFalse {
+		return gatewayv1alpha1.PhaseFailed, accepted.Message
+	}
+	available := meta.FindStatusCondition(conds, gatewayv1alpha1.GatewayConfigConditionAvailable)
+	if available == nil || available.Status != metav1.ConditionTrue {
+		return gatewayv1alpha1.PhasePending, "waiting for a gateway pod to become available"
+	}
+	programmed := meta.FindStatusCondition(conds, gatewayv1alpha1.GatewayConfigConditionProgrammed)
+	if programmed == nil || programmed.Status != metav1.ConditionTrue {
+		msg := "running"
+		if programmed != nil {
+			msg = programmed.Message
+		}
+		return gatewayv1alpha1.PhaseRunning, msg
+	}
+	return gatewayv1alpha1.PhaseListening, programmed.Message
+}

@@ -1,0 +1,242 @@
+// Package render builds the desired objects of one gateway instance from its
+// GatewayConfig: Deployment, Service, ServiceAccount, Role, RoleBinding and
+// snapshot ConfigMap. It is pure; controllers apply what it returns.
+package render
+
+import (
+	"fmt"
+
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
+	rbacv1 "k8s.io/api/rbac/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/util/intstr"
+	"k8s.io/utils/ptr"
+
+	gatewayv1alpha1 "github.com/portico-dev/portico/api/v1alpha1"
+	"github.com/portico-dev/portico/gatewaypod/podflags"
+	"github.com/portico-dev/portico/gatewaypod/snapshot"
+)
+
+// Labels every object of an instance carries.
+const (
+	LabelName      = "app.kubernetes.io/name"
+	LabelInstance  = "app.kubernetes.io/instance"
+	LabelManagedBy = "app.kubernetes.io/managed-by"
+	LabelComponent = "app.kubernetes.io/component"
+	// LabelGatewayConfig names the owning GatewayConfig; controllers map
+	// events on owned objects back to it with this label.
+	LabelGatewayConfig = "gateway.portico.dev/gatewayconfig"
+
+	// NameGateway is the app.kubernetes.io/name of gateway pods.
+	NameGateway = "portico-gateway"
+	// GatewayCommand is the gatewaypod binary in the image.
+	GatewayCommand = "/gatewaypod"
+	containerName  = "gatewaypod"
+	snapshotVolume = "snapshot"
+)
+
+// Params are operator-wide settings that complete a GatewayConfig.
+type Params struct {
+	// Namespace is used when spec.namespace is empty: the operator's own.
+	Namespace string
+	// Image is used when spec.image is empty: the operator's own version.
+	Image string
+}
+
+// Instance is the resolved identity of one GatewayConfig's objects.
+type Instance struct {
+	GatewayConfig *gatewayv1alpha1.GatewayConfig
+	Namespace     string
+	// Name is the common name of the Deployment, Service, ServiceAccount,
+	// Role and RoleBinding; two GatewayConfigs never share one because
+	// GatewayConfig names are cluster-unique.
+	Name string
+	// ConfigMap holds the snapshot.
+	ConfigMap string
+}
+
+// NewInstance resolves names and the namespace of gc.
+func NewInstance(gc *gatewayv1alpha1.GatewayConfig, p Params) Instance {
+	ns := gc.Spec.Namespace
+	if ns == "" {
+		ns = p.Namespace
+	}
+	name := "portico-" + gc.Name
+	return Instance{GatewayConfig: gc, Namespace: ns, Name: name, ConfigMap: name + "-snapshot"}
+}
+
+// SelectorLabels select the instance's gateway pods.
+func (in Instance) SelectorLabels() map[string]string {
+	return map[string]string{LabelName: NameGateway, LabelInstance: in.GatewayConfig.Name}
+}
+
+// Labels are put on every object of the instance.
+func (in Instance) Labels() map[string]string {
+	l := in.SelectorLabels()
+	l[LabelManagedBy] = "portico"
+	l[LabelComponent] = "gateway"
+	l[LabelGatewayConfig] = in.GatewayConfig.Name
+	return l
+}
+
+func (in Instance) meta(name string) metav1.ObjectMeta {
+	return metav1.ObjectMeta{Name: name, Namespace: in.Namespace, Labels: in.Labels()}
+}
+
+// Flags is the gatewaypod command line of this instance.
+func (in Instance) Flags() podflags.Flags {
+	return podflags.Flags{
+		HTTPAddress:       fmt.Sprintf("$(%s):%d", podflags.EnvPodIP, podflags.DefaultHTTPPort),
+		HealthAddress:     fmt.Sprintf("$(%s):%d", podflags.EnvPodIP, podflags.DefaultHealthPort),
+		SnapshotNamespace: in.Namespace,
+		SnapshotConfigMap: in.ConfigMap,
+		SnapshotFile:      podflags.DefaultSnapshotFile,
+		Instance:          in.GatewayConfig.Name,
+	}
+}
+
+// ServiceAccount is the identity of the gateway pods.
+func (in Instance) ServiceAccount() *corev1.ServiceAccount {
+	return &corev1.ServiceAccount{
+		TypeMeta:   metav1.TypeMeta{APIVersion: "v1", Kind: "ServiceAccount"},
+		ObjectMeta: in.meta(in.Name),
+	}
+}
+
+// Role grants the gateway pods exactly what they use: read their own
+// snapshot ConfigMap, and annotate their own Pod with the version served.
+// Pods cannot be narrowed by name because pod names are generated.
+func (in Instance) Role() *rbacv1.Role {
+	return &rbacv1.Role{
+		TypeMeta:   metav1.TypeMeta{APIVersion: "rbac.authorization.k8s.io/v1", Kind: "Role"},
+		ObjectMeta: in.meta(in.Name),
+		Rules: []rbacv1.PolicyRule{
+			{APIGroups: []string{""}, Resources: []string{"configmaps"}, ResourceNames: []string{in.ConfigMap}, Verbs: []string{"get", "list", "watch"}},
+			{APIGroups: []string{""}, Resources: []string{"pods"}, Verbs: []string{"get", "patch"}},
+		},
+	}
+}
+
+// RoleBinding binds Role to ServiceAccount.
+func (in Instance) RoleBinding() *rbacv1.RoleBinding {
+	return &rbacv1.RoleBinding{
+		TypeMeta:   metav1.TypeMeta{APIVersion: "rbac.authorization.k8s.io/v1", Kind: "RoleBinding"},
+		ObjectMeta: in.meta(in.Name),
+		RoleRef:    rbacv1.RoleRef{APIGroup: "rbac.authorization.k8s.io", Kind: "Role", Name: in.Name},
+		Subjects:   []rbacv1.Subject{{Kind: "ServiceAccount", Name: in.Name, Namespace: in.Namespace}},
+	}
+}
+
+// ConfigMap carries the encoded snapshot. Key material never goes here.
+func (in Instance) ConfigMapWith(encoded []byte, version string) *corev1.ConfigMap {
+	cm := &corev1.ConfigMap{
+		TypeMeta:   metav1.TypeMeta{APIVersion: "v1", Kind: "ConfigMap"},
+		ObjectMeta: in.meta(in.ConfigMap),
+		Data:       map[string]string{snapshot.ConfigMapKey: string(encoded)},
+	}
+	cm.Annotations = map[string]string{podflags.AnnotationSnapshotVersion: version}
+	return cm
+}
+
+// ServiceType is the effective Service type: spec.service.type, else the
+// traffic profile's default.
+func (in Instance) ServiceType() corev1.ServiceType {
+	gc := in.GatewayConfig
+	if gc.Spec.Service != nil && gc.Spec.Service.Type != "" {
+		return gc.Spec.Service.Type
+	}
+	if gc.Spec.TrafficType == gatewayv1alpha1.TrafficEastWest {
+		return corev1.ServiceTypeClusterIP
+	}
+	return corev1.ServiceTypeLoadBalancer
+}
+
+// Service exposes the gateway pods.
+func (in Instance) Service() *corev1.Service {
+	gc := in.GatewayConfig
+	port := int32(80)
+	svc := &corev1.Service{
+		TypeMeta:   metav1.TypeMeta{APIVersion: "v1", Kind: "Service"},
+		ObjectMeta: in.meta(in.Name),
+		Spec: corev1.ServiceSpec{
+			Type:     in.ServiceType(),
+			Selector: in.SelectorLabels(),
+		},
+	}
+	if s := gc.Spec.Service; s != nil {
+		if s.HTTPPort != 0 {
+			port = s.HTTPPort
+		}
+		if len(s.Annotations) > 0 {
+			svc.Annotations = s.Annotations
+		}
+	}
+	svc.Spec.Ports = []corev1.ServicePort{{
+		Name: "http", Port: port, Protocol: corev1.ProtocolTCP, TargetPort: intstr.FromString("http"),
+	}}
+	// Client source IPs survive only without the extra node hop.
+	if t := svc.Spec.Type; t == corev1.ServiceTypeLoadBalancer || t == corev1.ServiceTypeNodePort {
+		svc.Spec.ExternalTrafficPolicy = corev1.ServiceExternalTrafficPolicyLocal
+	}
+	return svc
+}
+
+// Deployment runs the gateway pods.
+func (in Instance) Deployment(p Params) *appsv1.Deployment {
+	gc := in.GatewayConfig
+	image := gc.Spec.Image
+	if image == "" {
+		image = p.Image
+	}
+	replicas := ptr.Deref(gc.Spec.Replicas, 2)
+	c := corev1.Container{
+		Name:            containerName,
+		Image:           image,
+		ImagePullPolicy: gc.Spec.ImagePullPolicy,
+		Command:         []string{GatewayCommand},
+		Args:            in.Flags().Args(),
+		Env: []corev1.EnvVar{
+			{Name: podflags.EnvPodName, ValueFrom: &corev1.EnvVarSource{FieldRef: &corev1.ObjectFieldSelector{FieldPath: "metadata.name"}}},
+			{Name: podflags.EnvPodNamespace, ValueFrom: &corev1.EnvVarSource{FieldRef: &corev1.ObjectFieldSelector{FieldPath: "metadata.namespace"}}},
+			{Name: podflags.EnvPodIP, ValueFrom: &corev1.EnvVarSource{FieldRef: &corev1.ObjectFieldSelector{FieldPath: "status.podIP"}}},
+		},
+		Ports: []corev1.ContainerPort{
+			{Name: "http", ContainerPort: podflags.DefaultHTTPPort, Protocol: corev1.ProtocolTCP},
+			{Name: "health", ContainerPort: podflags.DefaultHealthPort, Protocol: corev1.ProtocolTCP},
+		},
+		ReadinessProbe: &corev1.Probe{ProbeHandler: corev1.ProbeHandler{HTTPGet: &corev1.HTTPGetAction{Path: "/readyz", Port: intstr.FromString("health")}},
+			PeriodSeconds: 2},
+		LivenessProbe: &corev1.Probe{ProbeHandler: corev1.ProbeHandler{HTTPGet: &corev1.HTTPGetAction{Path: "/healthz", Port: intstr.FromString("health")}},
+			PeriodSeconds: 10, FailureThreshold: 3},
+		VolumeMounts: []corev1.VolumeMount{{Name: snapshotVolume, MountPath: podflags.DefaultSnapshotDir, ReadOnly: true}},
+		SecurityContext: &corev1.SecurityContext{
+			AllowPrivilegeEscalation: ptr.To(false),
+			ReadOnlyRootFilesystem:   ptr.To(true),
+			RunAsNonRoot:             ptr.To(true),
+			Capabilities:             &corev1.Capabilities{Drop: []corev1.Capability{"ALL"}},
+		},
+	}
+	if gc.Spec.Resources != nil {
+		c.Resources = *gc.Spec.Resources
+	}
+	return &appsv1.Deployment{
+		TypeMeta:   metav1.TypeMeta{APIVersion: "apps/v1", Kind: "Deployment"},
+		ObjectMeta: in.meta(in.Name),
+		Spec: appsv1.DeploymentSpec{
+			Replicas: ptr.To(replicas),
+			Selector: &metav1.LabelSelector{MatchLabels: in.SelectorLabels()},
+			Template: corev1.PodTemplateSpec{
+				ObjectMeta: metav1.ObjectMeta{Labels: in.Labels()},
+				Spec: corev1.PodSpec{
+					ServiceAccountName: in.Name,
+					Containers:         []corev1.Container{c},
+					SecurityContext:    &corev1.PodSecurityContext{SeccompProfile: &corev1.SeccompProfile{Type: corev1.SeccompProfileTypeRuntimeDefault}},
+					Volumes: []corev1.Volume{{Name: snapshotVolume, VolumeSource: corev1.VolumeSource{
+						ConfigMap: &corev1.ConfigMapVolumeSource{LocalObjectReference: corev1.LocalObjectReference{Name: in.ConfigMap}, Optional: ptr.To(true)},
+					}}},
+				},
+			},
+		},
+	}
+}
