@@ -61,7 +61,9 @@ verify-generated: manifests generate ## Fail when generated files are stale.
 
 .PHONY: test
 test: k8s-assets manifests generate vet build ## Install the test control plane, then run every test (unit, envtest, e2e).
-	$(GO) test ./... -count=1 -timeout 20m
+	$(GO) test -race -count=1 ./gatewaypod/...
+	# One package at a time: the envtest and e2e suites each run a control plane.
+	GATEWAYPOD_BIN=$(LOCALBIN)/gatewaypod $(GO) test -p 1 -count=1 -timeout 30m ./...
 
 .PHONY: test-unit
 test-unit: ## Pure tests only (no control plane).
@@ -69,7 +71,7 @@ test-unit: ## Pure tests only (no control plane).
 
 .PHONY: test-e2e
 test-e2e: k8s-assets build ## Only the end-to-end suite (runs inside a private network namespace it creates).
-	$(GO) test ./test/e2e/... -count=1 -v -timeout 15m
+	GATEWAYPOD_BIN=$(LOCALBIN)/gatewaypod $(GO) test ./test/e2e/... -count=1 -v -timeout 15m
 
 ##@ Build
 

@@ -55,6 +55,10 @@ var DefaultControllers = []string{
 	"root-ca-certificate-publisher-controller",
 }
 
+// DefaultAdvertiseAddress is used when Options.AdvertiseAddress is empty. It
+// is from TEST-NET-1 (RFC 5737) and never routed; nothing connects to it.
+const DefaultAdvertiseAddress = "192.0.2.1"
+
 // stopGrace is how long a helper process gets between SIGTERM and SIGKILL.
 const stopGrace = 10 * time.Second
 
@@ -95,6 +99,12 @@ type Options struct {
 	// (logs/<component>.log), which are kept after Stop for debugging. Empty
 	// means a new temporary directory that Stop removes.
 	WorkDir string
+
+	// AdvertiseAddress is kube-apiserver's --advertise-address, the IP it
+	// publishes in the default/kubernetes Endpoints. Default
+	// DefaultAdvertiseAddress: the apiserver's own choice needs a default
+	// route, which does not exist inside EnterPrivateNetwork.
+	AdvertiseAddress string
 
 	// StartTimeout bounds each waiting step of Start (control plane start,
 	// Node becoming Ready). Default 60s.
@@ -224,6 +234,11 @@ func (c *Cluster) startControlPlane(o Options) error {
 	}
 	c.env.ControlPlane.Etcd = &envtest.Etcd{Path: etcdPath, Out: etcdLog, Err: etcdLog}
 	c.env.ControlPlane.APIServer = &envtest.APIServer{Path: apiPath, Out: apiLog, Err: apiLog}
+	adv := o.AdvertiseAddress
+	if adv == "" {
+		adv = DefaultAdvertiseAddress
+	}
+	c.env.ControlPlane.APIServer.Configure().Set("advertise-address", adv)
 	if _, err := os.Stat(filepath.Join(c.AssetsDir, "kubectl")); err == nil {
 		c.env.ControlPlane.KubectlPath = filepath.Join(c.AssetsDir, "kubectl")
 	}

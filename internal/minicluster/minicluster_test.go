@@ -158,7 +158,7 @@ func TestClusterRunsDeploymentPods(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() {
-		if t.Failed() {
+		if t.Failed() || os.Getenv("MINICLUSTER_TEST_KEEP") != "" {
 			t.Logf("logs kept in %s", workDir)
 			return
 		}

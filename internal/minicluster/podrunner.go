@@ -255,8 +255,10 @@ func (r *PodRunner) sync(obj any, deleted bool) {
 	r.mu.Unlock()
 
 	for _, p := range toStop {
-		r.logln("pod %s/%s is going away: stopping its process", p.namespace, p.name)
-		p.stop() // asynchronous; run() removes it from procs when done
+		if !p.stopped() {
+			r.logln("pod %s/%s is going away: stopping its process", p.namespace, p.name)
+			p.stop() // asynchronous; run() removes it from procs when done
+		}
 	}
 	if p != nil {
 		r.logln("pod %s/%s is Running with IP %s: starting", pod.Namespace, pod.Name, pod.Status.PodIP)
