@@ -57,10 +57,15 @@ vet: ## go vet.
 
 .PHONY: verify-generated
 verify-generated: manifests generate ## Fail when generated files are stale.
-	@git diff --exit-code -- api config/crd config/rbac || { echo "generated files are stale: run 'make manifests generate' and commit"; exit 1; }
+	@git diff --exit-code -- api config/crd config/rbac 2>/dev/null || { echo "generated files are stale: run 'make manifests generate' and commit"; exit 1; }
+
+.PHONY: verify-config
+verify-config: kustomize ## Fail when a kustomize tree does not build.
+	$(KUSTOMIZE) build config/default >/dev/null
+	$(KUSTOMIZE) build config/samples >/dev/null
 
 .PHONY: test
-test: k8s-assets manifests generate vet build ## Install the test control plane, then run every test (unit, envtest, e2e).
+test: k8s-assets verify-generated verify-config vet build ## Install the test control plane, then run every test (unit, envtest, e2e).
 	$(GO) test -race -count=1 ./gatewaypod/...
 	# One package at a time: the envtest and e2e suites each run a control plane.
 	GATEWAYPOD_BIN=$(LOCALBIN)/gatewaypod $(GO) test -p 1 -count=1 -timeout 30m ./...

@@ -140,7 +140,7 @@ func (r *GatewayConfigReconciler) Reconcile(ctx context.Context, req ctrl.Reques
 			return ctrl.Result{}, err
 		}
 	}
-	if before.Status.SnapshotVersion != out.Snapshot.Version {
+	if before.Status.Snapshot.Version != out.Snapshot.Version {
 		logger.Info("Published snapshot", "gatewayConfig", klog.KObj(gc), "version", out.Snapshot.Version,
 			"hosts", len(out.Snapshot.Hosts), "accepted", facts.accepted, "rejected", facts.rejected)
 		r.Recorder.Eventf(gc, nil, corev1.EventTypeNormal, EventReasonSnapshotPublished, "Publish",
@@ -159,12 +159,12 @@ func (r *GatewayConfigReconciler) Reconcile(ctx context.Context, req ctrl.Reques
 	}
 	svc := &corev1.Service{}
 	if err := r.Get(ctx, types.NamespacedName{Namespace: inst.Namespace, Name: inst.Name}, svc); err == nil {
-		facts.address = serviceAddress(svc)
+		facts.addresses = serviceAddresses(svc)
 	} else if !apierrors.IsNotFound(err) {
 		return ctrl.Result{}, err
 	}
 
-	if err := r.reportIngresses(ctx, out.Results, facts.address); err != nil {
+	if err := r.reportIngresses(ctx, out.Results, facts.addresses); err != nil {
 		return ctrl.Result{}, err
 	}
 	return ctrl.Result{}, nil
@@ -232,26 +232,26 @@ func (r *GatewayConfigReconciler) programmedReplicas(ctx context.Context, inst r
 	return n, nil
 }
 
-// serviceAddress is the load balancer's address, else the cluster IP.
-func serviceAddress(svc *corev1.Service) string {
+// serviceAddresses are the load balancer's addresses, else the cluster IP.
+func serviceAddresses(svc *corev1.Service) []string {
+	var out []string
 	for _, lb := range svc.Status.LoadBalancer.Ingress {
 		if lb.IP != "" {
-			return lb.IP
-		}
-		if lb.Hostname != "" {
-			return lb.Hostname
+			out = append(out, lb.IP)
+		} else if lb.Hostname != "" {
+			out = append(out, lb.Hostname)
 		}
 	}
-	if ip := svc.Spec.ClusterIP; ip != "" && ip != corev1.ClusterIPNone {
-		return ip
+	if len(out) == 0 && svc.Spec.ClusterIP != "" && svc.Spec.ClusterIP != corev1.ClusterIPNone {
+		out = append(out, svc.Spec.ClusterIP)
 	}
-	return ""
+	return out
 }
 
 // reportIngresses emits one Event per changed outcome and sets each
 // Ingress's status.loadBalancer: the instance address when accepted, none
 // when rejected.
-func (r *GatewayConfigReconciler) reportIngresses(ctx context.Context, results []compile.Result, address string) error {
+func (r *GatewayConfigReconciler) reportIngresses(ctx context.Context, results []compile.Result, addresses []string) error {
 	for _, res := range results {
 		ing := &networkingv1.Ingress{}
 		if err := r.Get(ctx, res.Ingress, ing); err != nil {
@@ -263,11 +263,14 @@ func (r *GatewayConfigReconciler) reportIngresses(ctx context.Context, results [
 		r.eventOnChange(ing, res)
 
 		var want []networkingv1.IngressLoadBalancerIngress
-		if res.Accepted && address != "" {
-			if net.ParseIP(address) != nil {
-				want = []networkingv1.IngressLoadBalancerIngress{{IP: address}}
+		for _, a := range addresses {
+			if !res.Accepted {
+				break
+			}
+			if net.ParseIP(a) != nil {
+				want = append(want, networkingv1.IngressLoadBalancerIngress{IP: a})
 			} else {
-				want = []networkingv1.IngressLoadBalancerIngress{{Hostname: address}}
+				want = append(want, networkingv1.IngressLoadBalancerIngress{Hostname: a})
 			}
 		}
 		if equality.Semantic.DeepEqual(ing.Status.LoadBalancer.Ingress, want) {

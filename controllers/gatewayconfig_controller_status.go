@@ -24,7 +24,7 @@ type statusFacts struct {
 	snapshotVersion string
 	// programmedReplicas counts ready pods reporting snapshotVersion.
 	programmedReplicas int32
-	address            string
+	addresses          []string
 	accepted, rejected int32
 }
 
@@ -34,10 +34,10 @@ func setStatus(gc *gatewayv1alpha1.GatewayConfig, f statusFacts) {
 	st := &gc.Status
 	st.ObservedGeneration = gc.Generation
 	st.IngressClasses = f.classes
-	st.SnapshotVersion = f.snapshotVersion
-	st.ProgrammedReplicas = f.programmedReplicas
-	st.Address = f.address
-	st.Ingresses = gatewayv1alpha1.IngressCounts{Accepted: f.accepted, Rejected: f.rejected}
+	st.Addresses = f.addresses
+	st.Snapshot = gatewayv1alpha1.SnapshotStatus{
+		Version: f.snapshotVersion, AcceptedIngresses: f.accepted, RejectedIngresses: f.rejected, ServingReplicas: f.programmedReplicas,
+	}
 	st.Replicas, st.ReadyReplicas = 0, 0
 	if d := f.deployment; d != nil {
 		st.Replicas, st.ReadyReplicas = d.Status.Replicas, d.Status.ReadyReplicas

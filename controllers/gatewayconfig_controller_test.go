@@ -118,10 +118,11 @@ var _ = Describe("GatewayConfig reconciler", func() {
 		gc = getGC("public")
 		Expect(gc.Status.ObservedGeneration).To(Equal(gc.Generation))
 		Expect(gc.Status.Phase).To(Equal(gatewayv1alpha1.PhasePending), "no pod is available yet")
-		Expect(gc.Status.SnapshotVersion).To(Equal(snap.Version))
+		Expect(gc.Status.Snapshot.Version).To(Equal(snap.Version))
 		Expect(gc.Status.IngressClasses).To(Equal([]string{"portico-public"}))
-		Expect(gc.Status.Ingresses).To(Equal(gatewayv1alpha1.IngressCounts{Accepted: 1, Rejected: 1}))
-		Expect(gc.Status.Address).To(Equal(svc.Spec.ClusterIP))
+		Expect(gc.Status.Snapshot.AcceptedIngresses).To(Equal(int32(1)))
+		Expect(gc.Status.Snapshot.RejectedIngresses).To(Equal(int32(1)))
+		Expect(gc.Status.Addresses).To(Equal([]string{svc.Spec.ClusterIP}))
 
 		// Accepted Ingress gets the address; the rejected one none, and an Event.
 		Expect(k8sClient.Get(ctx, client.ObjectKeyFromObject(good), good)).To(Succeed())

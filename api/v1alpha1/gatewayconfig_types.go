@@ -152,28 +152,20 @@ type GatewayConfigStatus struct {
 	// +optional
 	ReadyReplicas int32 `json:"readyReplicas,omitempty"`
 
-	// address is where clients reach the instance: the load balancer's IP
-	// or hostname, else the Service's cluster IP.
+	// addresses are where clients reach the instance: the load balancer's
+	// IPs or hostnames, else the Service's cluster IP.
 	// +optional
-	Address string `json:"address,omitempty"`
+	// +listType=atomic
+	Addresses []string `json:"addresses,omitempty"`
 
 	// ingressClasses are the IngressClasses whose spec.parameters name this instance.
 	// +optional
 	// +listType=set
 	IngressClasses []string `json:"ingressClasses,omitempty"`
 
-	// snapshotVersion is the version of the current compiled snapshot.
+	// snapshot describes the current compiled snapshot and who serves it.
 	// +optional
-	SnapshotVersion string `json:"snapshotVersion,omitempty"`
-
-	// programmedReplicas is the number of ready pods serving snapshotVersion.
-	// +optional
-	ProgrammedReplicas int32 `json:"programmedReplicas,omitempty"`
-
-	// ingresses counts the Ingresses of the bound classes that were accepted
-	// into the snapshot and rejected from it.
-	// +optional
-	Ingresses IngressCounts `json:"ingresses,omitempty"`
+	Snapshot SnapshotStatus `json:"snapshot,omitempty"`
 
 	// conditions: Accepted, Available, Programmed.
 	// +optional
@@ -182,14 +174,21 @@ type GatewayConfigStatus struct {
 	Conditions []metav1.Condition `json:"conditions,omitempty"`
 }
 
-// IngressCounts counts Ingresses by compile outcome.
-type IngressCounts struct {
-	// accepted Ingresses are in the snapshot.
+// SnapshotStatus describes the current snapshot of an instance.
+type SnapshotStatus struct {
+	// version is the content version of the snapshot in the instance's ConfigMap.
 	// +optional
-	Accepted int32 `json:"accepted,omitempty"`
-	// rejected Ingresses were left out; each has an Event saying why.
+	Version string `json:"version,omitempty"`
+	// acceptedIngresses is the number of Ingresses in the snapshot.
 	// +optional
-	Rejected int32 `json:"rejected,omitempty"`
+	AcceptedIngresses int32 `json:"acceptedIngresses,omitempty"`
+	// rejectedIngresses is the number of Ingresses of the bound classes left
+	// out; each has a Warning Event saying why.
+	// +optional
+	RejectedIngresses int32 `json:"rejectedIngresses,omitempty"`
+	// servingReplicas is the number of ready gateway pods serving version.
+	// +optional
+	ServingReplicas int32 `json:"servingReplicas,omitempty"`
 }
 
 // GatewayConfig is one gateway instance: a fleet of gatewaypod proxies, their
@@ -201,7 +200,7 @@ type IngressCounts struct {
 // +kubebuilder:printcolumn:name="Phase",type=string,JSONPath=`.status.phase`
 // +kubebuilder:printcolumn:name="Traffic",type=string,JSONPath=`.spec.trafficType`
 // +kubebuilder:printcolumn:name="Ready",type=integer,JSONPath=`.status.readyReplicas`
-// +kubebuilder:printcolumn:name="Address",type=string,JSONPath=`.status.address`
+// +kubebuilder:printcolumn:name="Address",type=string,JSONPath=`.status.addresses[0]`
 // +kubebuilder:printcolumn:name="Programmed",type=string,JSONPath=`.status.conditions[?(@.type=="Programmed")].reason`,priority=1
 // +kubebuilder:printcolumn:name="Age",type=date,JSONPath=`.metadata.creationTimestamp`
 type GatewayConfig struct {

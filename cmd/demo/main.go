@@ -170,7 +170,7 @@ func run(ctx context.Context, assets, crds, samples, gatewaypod string) error {
 		case <-time.After(250 * time.Millisecond):
 		}
 	}
-	say("GatewayConfig demo: phase %s, snapshot %s", gc.Status.Phase, gc.Status.SnapshotVersion)
+	say("GatewayConfig demo: phase %s, snapshot %s", gc.Status.Phase, gc.Status.Snapshot.Version)
 
 	curl := fmt.Sprintf("curl -H 'Host: echo.example.com' http://127.0.0.1:%d/hello", podflags.DefaultHTTPPort)
 	if body, err := probe(ctx); err != nil {

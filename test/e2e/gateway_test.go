@@ -165,7 +165,7 @@ var _ = Describe("A GatewayConfig serving an Ingress", Ordered, func() {
 			gc := &gatewayv1alpha1.GatewayConfig{}
 			g.Expect(k8sClient.Get(ctx, types.NamespacedName{Name: instance}, gc)).To(Succeed())
 			g.Expect(gc.Status.Phase).To(Equal(gatewayv1alpha1.PhaseListening), gc.Status.Message)
-			g.Expect(gc.Status.ProgrammedReplicas).To(Equal(int32(2)))
+			g.Expect(gc.Status.Snapshot.ServingReplicas).To(Equal(int32(2)))
 		}, 60*time.Second, 250*time.Millisecond).Should(Succeed())
 		Expect(gatewayPodIPs(instance)).To(HaveLen(2))
 		Expect(pods.Running()).To(HaveLen(2), "one gatewaypod process per Running pod")
@@ -241,7 +241,7 @@ var _ = Describe("A GatewayConfig serving an Ingress", Ordered, func() {
 			g.Expect(gc.Status.Phase).To(Equal(gatewayv1alpha1.PhaseListening), gc.Status.Message)
 			cm := &corev1.ConfigMap{}
 			g.Expect(k8sClient.Get(ctx, types.NamespacedName{Namespace: operatorNamespace, Name: "portico-" + instance + "-snapshot"}, cm)).To(Succeed())
-			g.Expect(gc.Status.SnapshotVersion).To(Equal(cm.Annotations[podflags.AnnotationSnapshotVersion]))
+			g.Expect(gc.Status.Snapshot.Version).To(Equal(cm.Annotations[podflags.AnnotationSnapshotVersion]))
 		}, 30*time.Second, 250*time.Millisecond).Should(Succeed())
 	})
 
@@ -255,7 +255,8 @@ var _ = Describe("A GatewayConfig serving an Ingress", Ordered, func() {
 		Eventually(func(g Gomega) {
 			gc := &gatewayv1alpha1.GatewayConfig{}
 			g.Expect(k8sClient.Get(ctx, types.NamespacedName{Name: instance}, gc)).To(Succeed())
-			g.Expect(gc.Status.Ingresses).To(Equal(gatewayv1alpha1.IngressCounts{Accepted: 1, Rejected: 1}))
+			g.Expect(gc.Status.Snapshot.AcceptedIngresses).To(Equal(int32(1)))
+			g.Expect(gc.Status.Snapshot.RejectedIngresses).To(Equal(int32(1)))
 		}, 20*time.Second, 200*time.Millisecond).Should(Succeed())
 		for _, ip := range gatewayPodIPs(instance) {
 			code, body, _, err := get(http.DefaultClient, ip, "/v2/x")
