@@ -310,6 +310,10 @@ func TestClusterRunsDeploymentPods(t *testing.T) {
 		}
 	}
 	slices.Sort(names)
+	eventually(t, 10*time.Second, "kube-root-ca.crt published", func() error {
+		_, err := cs.CoreV1().ConfigMaps(ns).Get(ctx, "kube-root-ca.crt", metav1.GetOptions{})
+		return err
+	})
 	if got := runner.Running(); !slices.Equal(got, names) {
 		t.Errorf("Running() = %q, want %q", got, names)
 	}
@@ -318,6 +322,9 @@ func TestClusterRunsDeploymentPods(t *testing.T) {
 	victim := pods.Items[0]
 	if _, err := httpClient.Get("http://" + net.JoinHostPort(victim.Status.PodIP, "8080") + "/exit"); err != nil {
 		t.Fatal(err)
+	}
+	if n := runner.Restarts(); n != 0 {
+		t.Fatalf("Restarts() = %d before any exit", n)
 	}
 	eventually(t, 20*time.Second, "restart of "+victim.Name, func() error {
 		fi, err := getInfo(victim.Status.PodIP)
@@ -330,7 +337,11 @@ func TestClusterRunsDeploymentPods(t *testing.T) {
 		return nil
 	})
 
-	// Deleting the Deployment stops the processes.
+	if n := runner.Restarts(); n != 1 {
+		t.Errorf("Restarts() = %d, want 1", n)
+	}
+
+	// Deleting the Deployment stops the processes (not counted as restarts).
 	t2 := time.Now()
 	if err := cs.AppsV1().Deployments(ns).Delete(ctx, "fake", metav1.DeleteOptions{}); err != nil {
 		t.Fatal(err)
@@ -355,6 +366,9 @@ func TestClusterRunsDeploymentPods(t *testing.T) {
 		return nil
 	})
 	t.Logf("deployment deleted, processes stopped and pods gone in %s", time.Since(t2).Round(time.Millisecond))
+	if n := runner.Restarts(); n != 1 {
+		t.Errorf("Restarts() = %d after deletion, want 1", n)
+	}
 
 	t3 := time.Now()
 	stopped = true

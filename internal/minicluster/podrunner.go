@@ -102,6 +102,7 @@ type PodRunner struct {
 
 	mu       sync.Mutex
 	procs    map[types.UID]*podProc
+	exits    int // unexpected exits (and failed starts) of pod processes
 	stopping bool
 	stopOnce sync.Once
 }
@@ -183,6 +184,15 @@ func (r *PodRunner) Running() []string {
 	}
 	slices.Sort(names)
 	return names
+}
+
+// Restarts returns how many times, in total since RunPods, a Pod's process
+// exited (or failed to start) without the runner stopping it, i.e. how many
+// restarts a kubelet would count. Zero means every process stayed up.
+func (r *PodRunner) Restarts() int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.exits
 }
 
 // Stop stops watching and stops every process (SIGTERM, then SIGKILL after
@@ -411,6 +421,9 @@ func (p *podProc) run() {
 			}
 		}
 		restarts++
+		p.r.mu.Lock()
+		p.r.exits++
+		p.r.mu.Unlock()
 		if p.r.o.MaxRestarts > 0 && restarts > p.r.o.MaxRestarts {
 			p.logln("giving up after %d restarts", p.r.o.MaxRestarts)
 			<-p.stopCh

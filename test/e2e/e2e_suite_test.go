@@ -74,6 +74,9 @@ func TestMain(m *testing.M) {
 // GATEWAYPOD_BIN when `make` already built it.
 func buildGatewaypod() (string, error) {
 	if p := os.Getenv("GATEWAYPOD_BIN"); p != "" {
+		if !filepath.IsAbs(p) { // relative to the repository root, like make's paths
+			p = filepath.Join("..", "..", p)
+		}
 		return filepath.Abs(p)
 	}
 	dir, err := os.MkdirTemp("", "portico-e2e-bin-")
