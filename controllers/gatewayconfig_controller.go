@@ -8,17 +8,20 @@ import (
 	"context"
 	"fmt"
 	"net"
-	"slices"
+	gslices "slices"
 	"strings"
 	"sync"
 
 	appsv1 "k8s.io/api/apps/v1"
+	autoscalingv2 "k8s.io/api/autoscaling/v2"
 	corev1 "k8s.io/api/core/v1"
 	discoveryv1 "k8s.io/api/discovery/v1"
 	networkingv1 "k8s.io/api/networking/v1"
+	policyv1 "k8s.io/api/policy/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
 	"k8s.io/apimachinery/pkg/api/equality"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/types"
@@ -45,6 +48,11 @@ const FieldOwner = "portico-operator"
 
 // Event reasons.
 const (
+	EventReasonCreated           = "Created"
+	EventReasonUpdated           = "Updated"
+	EventReasonDeleted           = "Deleted"
+	EventReasonApplyFailed       = "ApplyFailed"
+	EventReasonConflict          = "Conflict"
 	EventReasonNamespaceNotFound = "NamespaceNotFound"
 	EventReasonSnapshotPublished = "SnapshotPublished"
 	EventReasonIngressRejected   = "IngressRejected"
@@ -73,6 +81,8 @@ type GatewayConfigReconciler struct {
 // +kubebuilder:rbac:groups="",resources=pods,verbs=get;list;watch;patch
 // +kubebuilder:rbac:groups="",resources=namespaces,verbs=get;list;watch
 // +kubebuilder:rbac:groups=rbac.authorization.k8s.io,resources=roles;rolebindings,verbs=get;list;watch;create;update;patch;delete
+// +kubebuilder:rbac:groups=policy,resources=poddisruptionbudgets,verbs=get;list;watch;create;update;patch;delete
+// +kubebuilder:rbac:groups=autoscaling,resources=horizontalpodautoscalers,verbs=get;list;watch;create;update;patch;delete
 // +kubebuilder:rbac:groups=networking.k8s.io,resources=ingresses;ingressclasses,verbs=get;list;watch
 // +kubebuilder:rbac:groups=networking.k8s.io,resources=ingresses/status,verbs=get;update;patch
 // +kubebuilder:rbac:groups=discovery.k8s.io,resources=endpointslices,verbs=get;list;watch
@@ -116,7 +126,7 @@ func (r *GatewayConfigReconciler) Reconcile(ctx context.Context, req ctrl.Reques
 		return ctrl.Result{}, nil // the Namespace watch brings us back
 	}
 
-	out, err := r.compile(ctx, gc.Name)
+	out, err := r.compile(ctx, gc)
 	if err != nil {
 		return ctrl.Result{}, err
 	}
@@ -130,48 +140,156 @@ func (r *GatewayConfigReconciler) Reconcile(ctx context.Context, req ctrl.Reques
 		}
 	}
 
+	if gc.Spec.Paused {
+		facts.paused = true
+		facts.snapshotVersion = before.Status.Snapshot.Version // nothing new is published while paused
+	} else {
+		conflict, err := r.applyAll(ctx, gc, inst, out)
+		if err != nil {
+			return ctrl.Result{}, err
+		}
+		if conflict != "" {
+			facts.conflict = conflict
+			if !hasReason(before.Status.Conditions, gatewayv1alpha1.GatewayConfigConditionAccepted, gatewayv1alpha1.GatewayConfigReasonConflict) {
+				r.Recorder.Eventf(gc, nil, corev1.EventTypeWarning, EventReasonConflict, "Reconcile", "%s", conflict)
+			}
+			return ctrl.Result{}, nil
+		}
+		if before.Status.Snapshot.Version != out.Snapshot.Version {
+			logger.Info("Published snapshot", "gatewayConfig", klog.KObj(gc), "version", out.Snapshot.Version,
+				"hosts", len(out.Snapshot.Hosts), "accepted", facts.accepted, "rejected", facts.rejected)
+			r.Recorder.Eventf(gc, nil, corev1.EventTypeNormal, EventReasonSnapshotPublished, "Publish",
+				"snapshot %s published to ConfigMap %s/%s (%d hosts, %d Ingresses accepted, %d rejected)",
+				out.Snapshot.Version, inst.Namespace, inst.ConfigMap, len(out.Snapshot.Hosts), facts.accepted, facts.rejected)
+		}
+	}
+
+	if err := r.observe(ctx, inst, &facts); err != nil {
+		return ctrl.Result{}, err
+	}
+	if !gc.Spec.Paused {
+		if err := r.reportIngresses(ctx, out.Results, facts.addresses); err != nil {
+			return ctrl.Result{}, err
+		}
+	}
+	return ctrl.Result{}, nil
+}
+
+// applyAll writes every desired object and removes optional ones that are
+// no longer wanted. It stops with a message, and writes nothing, when an
+// object of the same name exists that this GatewayConfig does not own.
+func (r *GatewayConfigReconciler) applyAll(ctx context.Context, gc *gatewayv1alpha1.GatewayConfig, inst render.Instance, out compile.Output) (conflict string, _ error) {
 	desired := []client.Object{
 		inst.ServiceAccount(), inst.Role(), inst.RoleBinding(),
 		inst.ConfigMapWith(out.Encoded, out.Snapshot.Version),
 		inst.Service(), inst.Deployment(r.Params),
 	}
-	for _, obj := range desired {
-		if err := r.apply(ctx, gc, obj); err != nil {
-			return ctrl.Result{}, err
-		}
+	var unwanted []client.Object
+	if pdb := inst.PodDisruptionBudget(); pdb != nil {
+		desired = append(desired, pdb)
+	} else {
+		unwanted = append(unwanted, &policyv1.PodDisruptionBudget{ObjectMeta: metav1.ObjectMeta{Namespace: inst.Namespace, Name: inst.Name}})
 	}
-	if before.Status.Snapshot.Version != out.Snapshot.Version {
-		logger.Info("Published snapshot", "gatewayConfig", klog.KObj(gc), "version", out.Snapshot.Version,
-			"hosts", len(out.Snapshot.Hosts), "accepted", facts.accepted, "rejected", facts.rejected)
-		r.Recorder.Eventf(gc, nil, corev1.EventTypeNormal, EventReasonSnapshotPublished, "Publish",
-			"snapshot %s published to ConfigMap %s/%s (%d hosts, %d Ingresses accepted, %d rejected)",
-			out.Snapshot.Version, inst.Namespace, inst.ConfigMap, len(out.Snapshot.Hosts), facts.accepted, facts.rejected)
+	if hpa := inst.HorizontalPodAutoscaler(); hpa != nil {
+		desired = append(desired, hpa)
+	} else {
+		unwanted = append(unwanted, &autoscalingv2.HorizontalPodAutoscaler{ObjectMeta: metav1.ObjectMeta{Namespace: inst.Namespace, Name: inst.Name}})
 	}
 
+	// Check every name first so a conflict leaves the cluster untouched.
+	existing := make([]client.Object, len(desired))
+	for i, obj := range desired {
+		cur, err := r.current(ctx, obj)
+		if err != nil {
+			return "", err
+		}
+		if cur != nil && !ownedBy(cur, gc) {
+			kind := obj.GetObjectKind().GroupVersionKind().Kind
+			return fmt.Sprintf("%s %s/%s already exists and is not owned by GatewayConfig %s (owner: %s); delete or rename it, or use another GatewayConfig name",
+				kind, obj.GetNamespace(), obj.GetName(), gc.Name, ownerOf(cur)), nil
+		}
+		existing[i] = cur
+	}
+	for i, obj := range desired {
+		if err := r.apply(ctx, gc, obj, existing[i]); err != nil {
+			return "", err
+		}
+	}
+	for _, obj := range unwanted {
+		cur, err := r.current(ctx, obj)
+		if err != nil || cur == nil || !ownedBy(cur, gc) {
+			continue
+		}
+		if err := r.Delete(ctx, cur); client.IgnoreNotFound(err) != nil {
+			return "", fmt.Errorf("failed to delete %T %s/%s: %w", cur, cur.GetNamespace(), cur.GetName(), err)
+		}
+		r.Recorder.Eventf(gc, nil, corev1.EventTypeNormal, EventReasonDeleted, "Delete", "deleted %s %s/%s, no longer wanted",
+			kindOf(cur), cur.GetNamespace(), cur.GetName())
+	}
+	return "", nil
+}
+
+// current reads the live object with obj's kind and name, or nil.
+func (r *GatewayConfigReconciler) current(ctx context.Context, obj client.Object) (client.Object, error) {
+	cur, ok := obj.DeepCopyObject().(client.Object)
+	if !ok {
+		return nil, fmt.Errorf("%T is not a client.Object", obj)
+	}
+	if err := r.Get(ctx, client.ObjectKeyFromObject(obj), cur); err != nil {
+		if apierrors.IsNotFound(err) {
+			return nil, nil
+		}
+		return nil, err
+	}
+	return cur, nil
+}
+
+func ownedBy(obj client.Object, gc *gatewayv1alpha1.GatewayConfig) bool {
+	ref := metav1.GetControllerOf(obj)
+	return ref != nil && ref.UID == gc.UID
+}
+
+func ownerOf(obj client.Object) string {
+	if ref := metav1.GetControllerOf(obj); ref != nil {
+		return ref.Kind + " " + ref.Name
+	}
+	return "none"
+}
+
+func kindOf(obj client.Object) string {
+	if k := obj.GetObjectKind().GroupVersionKind().Kind; k != "" {
+		return k
+	}
+	return strings.TrimPrefix(fmt.Sprintf("%T", obj), "*")
+}
+
+// observe gathers what the status is computed from: the Deployment, the
+// gateway pods and the Service.
+func (r *GatewayConfigReconciler) observe(ctx context.Context, inst render.Instance, facts *statusFacts) error {
 	dep := &appsv1.Deployment{}
 	if err := r.Get(ctx, types.NamespacedName{Namespace: inst.Namespace, Name: inst.Name}, dep); err == nil {
 		facts.deployment = dep
 	} else if !apierrors.IsNotFound(err) {
-		return ctrl.Result{}, err
+		return err
 	}
-	if facts.programmedReplicas, err = r.programmedReplicas(ctx, inst, out.Snapshot.Version); err != nil {
-		return ctrl.Result{}, err
+	var pods corev1.PodList
+	if err := r.List(ctx, &pods, client.InNamespace(inst.Namespace), client.MatchingLabels(inst.SelectorLabels())); err != nil {
+		return fmt.Errorf("failed to list gateway pods: %w", err)
 	}
+	facts.programmedReplicas = programmedReplicas(pods.Items, facts.snapshotVersion)
+	facts.podProblem = podProblem(pods.Items)
 	svc := &corev1.Service{}
 	if err := r.Get(ctx, types.NamespacedName{Namespace: inst.Namespace, Name: inst.Name}, svc); err == nil {
 		facts.addresses = serviceAddresses(svc)
 	} else if !apierrors.IsNotFound(err) {
-		return ctrl.Result{}, err
+		return err
 	}
-
-	if err := r.reportIngresses(ctx, out.Results, facts.addresses); err != nil {
-		return ctrl.Result{}, err
-	}
-	return ctrl.Result{}, nil
+	return nil
 }
 
 // compile gathers the inputs from the cache and runs the pure compiler.
-func (r *GatewayConfigReconciler) compile(ctx context.Context, instance string) (compile.Output, error) {
+// Ingresses outside spec.ingressNamespaceSelector are never seen by it.
+func (r *GatewayConfigReconciler) compile(ctx context.Context, gc *gatewayv1alpha1.GatewayConfig) (compile.Output, error) {
 	var (
 		classes networkingv1.IngressClassList
 		ings    networkingv1.IngressList
@@ -183,15 +301,30 @@ func (r *GatewayConfigReconciler) compile(ctx context.Context, instance string) 
 			return compile.Output{}, fmt.Errorf("failed to list %T: %w", l, err)
 		}
 	}
+	if sel := gc.Spec.IngressNamespaceSelector; sel != nil {
+		selector, err := metav1.LabelSelectorAsSelector(sel)
+		if err != nil {
+			return compile.Output{}, fmt.Errorf("spec.ingressNamespaceSelector: %w", err)
+		}
+		var nss corev1.NamespaceList
+		if err := r.List(ctx, &nss, client.MatchingLabelsSelector{Selector: selector}); err != nil {
+			return compile.Output{}, err
+		}
+		allowed := map[string]bool{}
+		for _, ns := range nss.Items {
+			allowed[ns.Name] = true
+		}
+		ings.Items = gslices.DeleteFunc(ings.Items, func(i networkingv1.Ingress) bool { return !allowed[i.Namespace] })
+	}
 	return compile.Compile(compile.Inputs{
-		Instance: instance, IngressClasses: classes.Items, Ingresses: ings.Items,
+		Instance: gc.Name, IngressClasses: classes.Items, Ingresses: ings.Items,
 		Services: svcs.Items, EndpointSlices: slices.Items,
 	}), nil
 }
 
 // apply writes obj whole with server-side apply, owned by gc, so only the
 // fields we set are ours and a no-op apply writes nothing.
-func (r *GatewayConfigReconciler) apply(ctx context.Context, gc *gatewayv1alpha1.GatewayConfig, obj client.Object) error {
+func (r *GatewayConfigReconciler) apply(ctx context.Context, gc *gatewayv1alpha1.GatewayConfig, obj, existing client.Object) error {
 	if err := controllerutil.SetControllerReference(gc, obj, r.Scheme); err != nil {
 		return err
 	}
@@ -202,25 +335,32 @@ func (r *GatewayConfigReconciler) apply(ctx context.Context, gc *gatewayv1alpha1
 	delete(u, "status")
 	unstructured.RemoveNestedField(u, "metadata", "creationTimestamp")
 	unstructured.RemoveNestedField(u, "spec", "template", "metadata", "creationTimestamp")
-	err = r.Apply(ctx, client.ApplyConfigurationFromUnstructured(&unstructured.Unstructured{Object: u}),
-		client.FieldOwner(FieldOwner), client.ForceOwnership)
-	if err != nil {
-		return fmt.Errorf("failed to apply %s %s/%s: %w", obj.GetObjectKind().GroupVersionKind().Kind, obj.GetNamespace(), obj.GetName(), err)
+	applied := &unstructured.Unstructured{Object: u}
+	ac := client.ApplyConfigurationFromUnstructured(applied)
+	kind := kindOf(obj)
+	if err := r.Apply(ctx, ac, client.FieldOwner(FieldOwner), client.ForceOwnership); err != nil {
+		r.Recorder.Eventf(gc, nil, corev1.EventTypeWarning, EventReasonApplyFailed, "Apply", "failed to apply %s %s/%s: %v", kind, obj.GetNamespace(), obj.GetName(), err)
+		return fmt.Errorf("failed to apply %s %s/%s: %w", kind, obj.GetNamespace(), obj.GetName(), err)
+	}
+	// The apply response carries the new resourceVersion: unchanged means
+	// nothing was written.
+	rv := applied.GetResourceVersion()
+	switch {
+	case existing == nil:
+		r.Recorder.Eventf(gc, nil, corev1.EventTypeNormal, EventReasonCreated, "Create", "created %s %s/%s", kind, obj.GetNamespace(), obj.GetName())
+	case rv != "" && rv != existing.GetResourceVersion():
+		r.Recorder.Eventf(gc, nil, corev1.EventTypeNormal, EventReasonUpdated, "Update", "updated %s %s/%s", kind, obj.GetNamespace(), obj.GetName())
 	}
 	return nil
 }
 
 // programmedReplicas counts ready, non-terminating gateway pods whose
 // snapshot-version annotation (written by gatewaypod) equals version.
-func (r *GatewayConfigReconciler) programmedReplicas(ctx context.Context, inst render.Instance, version string) (int32, error) {
-	var pods corev1.PodList
-	if err := r.List(ctx, &pods, client.InNamespace(inst.Namespace), client.MatchingLabels(inst.SelectorLabels())); err != nil {
-		return 0, fmt.Errorf("failed to list gateway pods: %w", err)
-	}
+func programmedReplicas(pods []corev1.Pod, version string) int32 {
 	var n int32
-	for i := range pods.Items {
-		p := &pods.Items[i]
-		if p.DeletionTimestamp != nil || p.Annotations[podflags.AnnotationSnapshotVersion] != version {
+	for i := range pods {
+		p := &pods[i]
+		if version == "" || p.DeletionTimestamp != nil || p.Annotations[podflags.AnnotationSnapshotVersion] != version {
 			continue
 		}
 		for _, c := range p.Status.Conditions {
@@ -229,7 +369,29 @@ func (r *GatewayConfigReconciler) programmedReplicas(ctx context.Context, inst r
 			}
 		}
 	}
-	return n, nil
+	return n
+}
+
+// podProblem finds the first failure on gateway pods that needs a human:
+// an image that cannot be pulled, or sysctls the kubelet forbids.
+func podProblem(pods []corev1.Pod) *problem {
+	gslices.SortFunc(pods, func(a, b corev1.Pod) int { return strings.Compare(a.Name, b.Name) })
+	for _, p := range pods {
+		if p.Status.Reason == "SysctlForbidden" {
+			return &problem{gatewayv1alpha1.GatewayConfigReasonSysctlForbidden, fmt.Sprintf(
+				"pod %s: %s; allow the sysctls in the kubelet (--allowed-unsafe-sysctls) or remove spec.tuning", p.Name, p.Status.Message)}
+		}
+		for _, cs := range p.Status.ContainerStatuses {
+			if w := cs.State.Waiting; w != nil {
+				switch w.Reason {
+				case "ErrImagePull", "ImagePullBackOff", "InvalidImageName", "ErrImageNeverPull":
+					return &problem{gatewayv1alpha1.GatewayConfigReasonImagePullFailed, fmt.Sprintf(
+						"pod %s cannot pull image %s (%s): %s; fix spec.image or the registry credentials", p.Name, cs.Image, w.Reason, w.Message)}
+				}
+			}
+		}
+	}
+	return nil
 }
 
 // serviceAddresses are the load balancer's addresses, else the cluster IP.
@@ -326,6 +488,8 @@ func (r *GatewayConfigReconciler) SetupWithManager(mgr ctrl.Manager) error {
 		Owns(&corev1.ServiceAccount{}).
 		Owns(&rbacv1.Role{}).
 		Owns(&rbacv1.RoleBinding{}).
+		Owns(&policyv1.PodDisruptionBudget{}).
+		Owns(&autoscalingv2.HorizontalPodAutoscaler{}).
 		Watches(&corev1.Pod{}, byLabel).
 		Watches(&networkingv1.Ingress{}, all).
 		Watches(&networkingv1.IngressClass{}, all).
@@ -354,6 +518,6 @@ func (r *GatewayConfigReconciler) allInstances(ctx context.Context, _ client.Obj
 	for _, gc := range list.Items {
 		reqs = append(reqs, reconcile.Request{NamespacedName: types.NamespacedName{Name: gc.Name}})
 	}
-	slices.SortFunc(reqs, func(a, b reconcile.Request) int { return strings.Compare(a.Name, b.Name) })
+	gslices.SortFunc(reqs, func(a, b reconcile.Request) int { return strings.Compare(a.Name, b.Name) })
 	return reqs
 }

@@ -4,6 +4,7 @@ import (
 	"fmt"
 
 	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
@@ -26,6 +27,21 @@ type statusFacts struct {
 	programmedReplicas int32
 	addresses          []string
 	accepted, rejected int32
+	// paused is spec.paused: nothing is written but status.
+	paused bool
+	// conflict explains why objects could not be applied: another owner
+	// holds one of the instance's names.
+	conflict string
+	// podProblem is a failure seen on gateway pods that needs a human.
+	podProblem *problem
+}
+
+// problem is a reason and message for a Degraded or Failed status.
+type problem struct{ reason, message string }
+
+func hasReason(conds []metav1.Condition, typ, reason string) bool {
+	c := meta.FindStatusCondition(conds, typ)
+	return c != nil && c.Reason == reason
 }
 
 // setStatus fills every status field from facts. It never touches phase on
@@ -40,10 +56,12 @@ func setStatus(gc *gatewayv1alpha1.GatewayConfig, f statusFacts) {
 	}
 	st.Replicas, st.ReadyReplicas = 0, 0
 	if d := f.deployment; d != nil {
-		st.Replicas, st.ReadyReplicas = d.Status.Replicas, d.Status.ReadyReplicas
+		st.Replicas, st.ReadyReplicas = ptrDeref(d.Spec.Replicas, 1), d.Status.ReadyReplicas
 	}
 	setAcceptedCondition(gc, f)
 	setAvailableCondition(gc, f)
+	setProgressingCondition(gc, f)
+	setDegradedCondition(gc, f)
 	setProgrammedCondition(gc, f)
 	st.Phase, st.Message = phaseOf(gc)
 }
@@ -58,7 +76,23 @@ func setCondition(gc *gatewayv1alpha1.GatewayConfig, typ string, ok bool, reason
 	})
 }
 
+func ptrDeref(p *int32, def int32) int32 {
+	if p == nil {
+		return def
+	}
+	return *p
+}
+
 func setAcceptedCondition(gc *gatewayv1alpha1.GatewayConfig, f statusFacts) {
+	if f.conflict != "" {
+		setCondition(gc, gatewayv1alpha1.GatewayConfigConditionAccepted, false, gatewayv1alpha1.GatewayConfigReasonConflict, f.conflict)
+		return
+	}
+	if f.paused {
+		setCondition(gc, gatewayv1alpha1.GatewayConfigConditionAccepted, true, gatewayv1alpha1.GatewayConfigReasonPaused,
+			"spec.paused is true: owned objects and the snapshot are not reconciled until it is cleared")
+		return
+	}
 	if f.namespaceMissing {
 		setCondition(gc, gatewayv1alpha1.GatewayConfigConditionAccepted, false, gatewayv1alpha1.GatewayConfigReasonNamespaceNotFound,
 			fmt.Sprintf("namespace %q does not exist: create it or change spec.namespace", f.namespace))
@@ -76,6 +110,63 @@ func setAvailableCondition(gc *gatewayv1alpha1.GatewayConfig, f statusFacts) {
 	}
 	setCondition(gc, gatewayv1alpha1.GatewayConfigConditionAvailable, false, gatewayv1alpha1.GatewayConfigReasonDeploymentUnavailable,
 		"no gateway pod is available yet")
+}
+
+// deploymentCondition returns the Deployment's condition of type t, or nil.
+func deploymentCondition(d *appsv1.Deployment, t appsv1.DeploymentConditionType) *appsv1.DeploymentCondition {
+	if d == nil {
+		return nil
+	}
+	for i := range d.Status.Conditions {
+		if d.Status.Conditions[i].Type == t {
+			return &d.Status.Conditions[i]
+		}
+	}
+	return nil
+}
+
+func setProgressingCondition(gc *gatewayv1alpha1.GatewayConfig, f statusFacts) {
+	d := f.deployment
+	switch {
+	case f.paused:
+		setCondition(gc, gatewayv1alpha1.GatewayConfigConditionProgressing, false, gatewayv1alpha1.GatewayConfigReasonPaused, "reconciliation is paused")
+	case d == nil:
+		setCondition(gc, gatewayv1alpha1.GatewayConfigConditionProgressing, true, gatewayv1alpha1.GatewayConfigReasonRollingOut, "creating the gateway Deployment")
+	case progressDeadlineExceeded(d):
+		setCondition(gc, gatewayv1alpha1.GatewayConfigConditionProgressing, false, gatewayv1alpha1.GatewayConfigReasonProgressDeadlineExceeded,
+			deploymentCondition(d, appsv1.DeploymentProgressing).Message)
+	case d.Status.ObservedGeneration < d.Generation || d.Status.UpdatedReplicas < ptrDeref(d.Spec.Replicas, 1) ||
+		d.Status.Replicas > d.Status.UpdatedReplicas:
+		setCondition(gc, gatewayv1alpha1.GatewayConfigConditionProgressing, true, gatewayv1alpha1.GatewayConfigReasonRollingOut,
+			fmt.Sprintf("%d of %d gateway pods updated", d.Status.UpdatedReplicas, ptrDeref(d.Spec.Replicas, 1)))
+	default:
+		setCondition(gc, gatewayv1alpha1.GatewayConfigConditionProgressing, false, gatewayv1alpha1.GatewayConfigReasonRolloutComplete, "all gateway pods run the current template")
+	}
+}
+
+func progressDeadlineExceeded(d *appsv1.Deployment) bool {
+	c := deploymentCondition(d, appsv1.DeploymentProgressing)
+	return c != nil && c.Status == corev1.ConditionFalse && c.Reason == "ProgressDeadlineExceeded"
+}
+
+// degradation is the problem that makes the instance Degraded, or nil.
+func degradation(f statusFacts) *problem {
+	if f.podProblem != nil {
+		return f.podProblem
+	}
+	if d := f.deployment; d != nil && progressDeadlineExceeded(d) {
+		return &problem{gatewayv1alpha1.GatewayConfigReasonProgressDeadlineExceeded,
+			"the gateway Deployment exceeded its progress deadline: " + deploymentCondition(d, appsv1.DeploymentProgressing).Message}
+	}
+	return nil
+}
+
+func setDegradedCondition(gc *gatewayv1alpha1.GatewayConfig, f statusFacts) {
+	if p := degradation(f); p != nil {
+		setCondition(gc, gatewayv1alpha1.GatewayConfigConditionDegraded, true, p.reason, p.message)
+		return
+	}
+	setCondition(gc, gatewayv1alpha1.GatewayConfigConditionDegraded, false, gatewayv1alpha1.GatewayConfigReasonAsExpected, "no failure seen on the gateway pods")
 }
 
 func setProgrammedCondition(gc *gatewayv1alpha1.GatewayConfig, f statusFacts) {
@@ -101,7 +192,12 @@ func phaseOf(gc *gatewayv1alpha1.GatewayConfig) (gatewayv1alpha1.Phase, string) 
 		return gatewayv1alpha1.PhaseFailed, accepted.Message
 	}
 	available := meta.FindStatusCondition(conds, gatewayv1alpha1.GatewayConfigConditionAvailable)
+	degraded := meta.FindStatusCondition(conds, gatewayv1alpha1.GatewayConfigConditionDegraded)
 	if available == nil || available.Status != metav1.ConditionTrue {
+		// Nothing serves: a failure that needs a human is Failed, not Pending.
+		if degraded != nil && degraded.Status == metav1.ConditionTrue {
+			return gatewayv1alpha1.PhaseFailed, degraded.Message
+		}
 		return gatewayv1alpha1.PhasePending, "waiting for a gateway pod to become available"
 	}
 	programmed := meta.FindStatusCondition(conds, gatewayv1alpha1.GatewayConfigConditionProgrammed)

@@ -13,6 +13,7 @@ import (
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/apimachinery/pkg/util/intstr"
 	"k8s.io/utils/ptr"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -200,9 +201,22 @@ var _ = Describe("GatewayConfig validation by the API server", func() {
 		},
 		Entry("east-west with a LoadBalancer", gatewayv1alpha1.GatewayConfigSpec{TrafficType: gatewayv1alpha1.TrafficEastWest,
 			Service: &gatewayv1alpha1.ServiceSpec{Type: corev1.ServiceTypeLoadBalancer}}, "an EastWest instance cannot use a LoadBalancer Service"),
-		Entry("unknown traffic type", gatewayv1alpha1.GatewayConfigSpec{TrafficType: "Sideways"}, "Unsupported value"),
-		Entry("negative replicas", gatewayv1alpha1.GatewayConfigSpec{Replicas: ptr.To(int32(-1))}, "should be greater than or equal to 0"),
-		Entry("bad namespace name", gatewayv1alpha1.GatewayConfigSpec{Namespace: "Not_A_Name"}, "spec.namespace"),
+		Entry("unknown traffic type", gatewayv1alpha1.GatewayConfigSpec{TrafficType: "Sideways"}, `spec.trafficType: Unsupported value: "Sideways": supported values: "NorthSouth", "EastWest"`),
+		Entry("negative replicas", gatewayv1alpha1.GatewayConfigSpec{Replicas: ptr.To(int32(-1))}, "spec.replicas: Invalid value: -1: spec.replicas in body should be greater than or equal to 0"),
+		Entry("bad namespace name", gatewayv1alpha1.GatewayConfigSpec{Namespace: "Not_A_Name"}, `spec.namespace: Invalid value: "Not_A_Name": spec.namespace in body should match`),
+		Entry("autoscaling min above max", gatewayv1alpha1.GatewayConfigSpec{Autoscaling: &gatewayv1alpha1.AutoscalingSpec{MinReplicas: 5, MaxReplicas: 3}},
+			"autoscaling.minReplicas must not exceed autoscaling.maxReplicas"),
+		Entry("both budget fields", gatewayv1alpha1.GatewayConfigSpec{PodDisruptionBudget: &gatewayv1alpha1.PodDisruptionBudgetSpec{
+			MinAvailable: ptr.To(intstr.FromInt32(1)), MaxUnavailable: ptr.To(intstr.FromInt32(1))}},
+			"set exactly one of podDisruptionBudget.minAvailable and podDisruptionBudget.maxUnavailable"),
+		Entry("same HTTP and HTTPS port", gatewayv1alpha1.GatewayConfigSpec{Service: &gatewayv1alpha1.ServiceSpec{HTTPPort: 8443, HTTPSPort: 8443}},
+			"service.httpPort and service.httpsPort must differ"),
+		Entry("load-balancer class on a ClusterIP Service", gatewayv1alpha1.GatewayConfigSpec{Service: &gatewayv1alpha1.ServiceSpec{
+			Type: corev1.ServiceTypeClusterIP, LoadBalancerClass: ptr.To("example.com/lb")}}, "service.loadBalancerClass needs service.type LoadBalancer"),
+		Entry("malformed port range", gatewayv1alpha1.GatewayConfigSpec{Tuning: &gatewayv1alpha1.TuningSpec{IPLocalPortRange: "1024-65000"}},
+			`spec.tuning.ipLocalPortRange: Invalid value: "1024-65000"`),
+		Entry("somaxconn too small", gatewayv1alpha1.GatewayConfigSpec{Tuning: &gatewayv1alpha1.TuningSpec{Somaxconn: ptr.To(int32(1))}},
+			"spec.tuning.somaxconn: Invalid value: 1: spec.tuning.somaxconn in body should be greater than or equal to 128"),
 	)
 
 	It("keeps trafficType immutable", func() {

@@ -40,10 +40,11 @@ func CacheOptions() cache.Options {
 // Setup registers every Portico controller with mgr. main, the demo and the
 // tests all wire the operator through here.
 func Setup(mgr ctrl.Manager, p render.Params) error {
-	return (&GatewayConfigReconciler{
-		Client:   mgr.GetClient(),
-		Scheme:   mgr.GetScheme(),
-		Recorder: mgr.GetEventRecorder(ControllerName),
-		Params:   p,
-	}).SetupWithManager(mgr)
+	rec := mgr.GetEventRecorder(ControllerName)
+	if err := (&GatewayConfigReconciler{
+		Client: mgr.GetClient(), Scheme: mgr.GetScheme(), Recorder: rec, Params: p,
+	}).SetupWithManager(mgr); err != nil {
+		return err
+	}
+	return (&IngressClassReconciler{Client: mgr.GetClient(), Recorder: rec}).SetupWithManager(mgr)
 }

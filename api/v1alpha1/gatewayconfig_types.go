@@ -3,6 +3,7 @@ package v1alpha1
 import (
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/util/intstr"
 )
 
 // ControllerName is the value of IngressClass spec.controller that binds an
@@ -26,6 +27,8 @@ const (
 
 // GatewayConfigSpec describes one gateway instance.
 // +kubebuilder:validation:XValidation:rule="!(self.trafficType == 'EastWest' && has(self.service) && has(self.service.type) && self.service.type == 'LoadBalancer')",message="an EastWest instance cannot use a LoadBalancer Service: east-west traffic must stay inside the cluster"
+// +kubebuilder:validation:XValidation:rule="!(has(self.service) && has(self.service.httpPort) && has(self.service.httpsPort) && self.service.httpPort == self.service.httpsPort)",message="service.httpPort and service.httpsPort must differ"
+// +kubebuilder:validation:XValidation:rule="!(has(self.service) && has(self.service.loadBalancerClass) && has(self.service.type) && self.service.type != 'LoadBalancer')",message="service.loadBalancerClass needs service.type LoadBalancer"
 type GatewayConfigSpec struct {
 	// trafficType picks the instance profile: NorthSouth (external Service)
 	// or EastWest (ClusterIP Service). It cannot change after creation.
@@ -60,13 +63,119 @@ type GatewayConfigSpec struct {
 	// +optional
 	ImagePullPolicy corev1.PullPolicy `json:"imagePullPolicy,omitempty"`
 
-	// resources of the gatewaypod container.
+	// resources of the gatewaypod container. Default: requests of 100m CPU
+	// and 128Mi memory, no limits.
 	// +optional
 	Resources *corev1.ResourceRequirements `json:"resources,omitempty"`
+
+	// ingressNamespaceSelector selects the namespaces whose Ingresses this
+	// instance serves, so one team's Ingresses cannot feed another team's
+	// instance. Empty means all namespaces.
+	// +optional
+	IngressNamespaceSelector *metav1.LabelSelector `json:"ingressNamespaceSelector,omitempty"`
+
+	// autoscaling adds a HorizontalPodAutoscaler; replicas is then left to it.
+	// +optional
+	Autoscaling *AutoscalingSpec `json:"autoscaling,omitempty"`
+
+	// nodeSelector of the gateway pods.
+	// +optional
+	NodeSelector map[string]string `json:"nodeSelector,omitempty"`
+
+	// tolerations of the gateway pods.
+	// +optional
+	// +listType=atomic
+	Tolerations []corev1.Toleration `json:"tolerations,omitempty"`
+
+	// affinity of the gateway pods. Default: prefer spreading pods over nodes
+	// (pod anti-affinity) plus topology spread over zones and nodes.
+	// +optional
+	Affinity *corev1.Affinity `json:"affinity,omitempty"`
+
+	// priorityClassName of the gateway pods.
+	// +optional
+	PriorityClassName string `json:"priorityClassName,omitempty"`
+
+	// podDisruptionBudget of the gateway pods. Default: maxUnavailable 1 when
+	// more than one replica runs; none for a single replica (it would block
+	// node drains).
+	// +optional
+	PodDisruptionBudget *PodDisruptionBudgetSpec `json:"podDisruptionBudget,omitempty"`
+
+	// podLabels are added to the gateway pods (selector labels win).
+	// +optional
+	PodLabels map[string]string `json:"podLabels,omitempty"`
+
+	// podAnnotations are added to the gateway pods.
+	// +optional
+	PodAnnotations map[string]string `json:"podAnnotations,omitempty"`
 
 	// service configures the instance's Service.
 	// +optional
 	Service *ServiceSpec `json:"service,omitempty"`
+
+	// tuning sets kernel parameters on the gateway pods.
+	// +optional
+	Tuning *TuningSpec `json:"tuning,omitempty"`
+
+	// paused stops reconciling the owned objects (for maintenance); status
+	// still reports what is observed and shows the pause.
+	// +optional
+	Paused bool `json:"paused,omitempty"`
+}
+
+// AutoscalingSpec configures a HorizontalPodAutoscaler (autoscaling/v2).
+// +kubebuilder:validation:XValidation:rule="self.minReplicas <= self.maxReplicas",message="autoscaling.minReplicas must not exceed autoscaling.maxReplicas"
+type AutoscalingSpec struct {
+	// minReplicas is the lower bound.
+	// +kubebuilder:default=2
+	// +kubebuilder:validation:Minimum=1
+	// +optional
+	MinReplicas int32 `json:"minReplicas,omitempty"`
+	// maxReplicas is the upper bound.
+	// +kubebuilder:validation:Minimum=1
+	// +kubebuilder:validation:Maximum=1000
+	// +required
+	MaxReplicas int32 `json:"maxReplicas"`
+	// targetCPUUtilizationPercentage is the average CPU utilisation to keep.
+	// +kubebuilder:default=70
+	// +kubebuilder:validation:Minimum=1
+	// +kubebuilder:validation:Maximum=100
+	// +optional
+	TargetCPUUtilizationPercentage int32 `json:"targetCPUUtilizationPercentage,omitempty"`
+}
+
+// PodDisruptionBudgetSpec sets exactly one of minAvailable and maxUnavailable.
+// +kubebuilder:validation:XValidation:rule="has(self.minAvailable) != has(self.maxUnavailable)",message="set exactly one of podDisruptionBudget.minAvailable and podDisruptionBudget.maxUnavailable"
+type PodDisruptionBudgetSpec struct {
+	// minAvailable pods during voluntary disruptions (number or percentage).
+	// +optional
+	MinAvailable *intstr.IntOrString `json:"minAvailable,omitempty"`
+	// maxUnavailable pods during voluntary disruptions (number or percentage).
+	// +optional
+	MaxUnavailable *intstr.IntOrString `json:"maxUnavailable,omitempty"`
+}
+
+// TuningSpec holds the kernel settings recommended for gateways. They are
+// set as pod securityContext.sysctls. net.ipv4.tcp_tw_reuse and
+// net.core.somaxconn are "unsafe" sysctls: the kubelet must allow them
+// (--allowed-unsafe-sysctls), otherwise pods fail with SysctlForbidden and
+// the GatewayConfig reports it in its Degraded condition.
+type TuningSpec struct {
+	// somaxconn sets net.core.somaxconn, the accept queue length.
+	// +kubebuilder:validation:Minimum=128
+	// +kubebuilder:validation:Maximum=65535
+	// +optional
+	Somaxconn *int32 `json:"somaxconn,omitempty"`
+	// ipLocalPortRange sets net.ipv4.ip_local_port_range, e.g. "1024 65000",
+	// the ports used for upstream connections.
+	// +kubebuilder:validation:Pattern=`^[0-9]{1,5} [0-9]{1,5}$`
+	// +optional
+	IPLocalPortRange string `json:"ipLocalPortRange,omitempty"`
+	// tcpTwReuse sets net.ipv4.tcp_tw_reuse, reusing TIME_WAIT sockets for
+	// new upstream connections.
+	// +optional
+	TCPTwReuse *bool `json:"tcpTwReuse,omitempty"`
 }
 
 // ServiceSpec configures the Service in front of the gateway pods.
@@ -86,6 +195,23 @@ type ServiceSpec struct {
 	// +kubebuilder:validation:Maximum=65535
 	// +optional
 	HTTPPort int32 `json:"httpPort,omitempty"`
+
+	// httpsPort is the Service port for TLS.
+	// +kubebuilder:default=443
+	// +kubebuilder:validation:Minimum=1
+	// +kubebuilder:validation:Maximum=65535
+	// +optional
+	HTTPSPort int32 `json:"httpsPort,omitempty"`
+
+	// loadBalancerClass selects the load-balancer implementation; it cannot
+	// change once set (a Service rule).
+	// +optional
+	LoadBalancerClass *string `json:"loadBalancerClass,omitempty"`
+
+	// loadBalancerSourceRanges restricts client CIDRs at the load balancer.
+	// +optional
+	// +listType=atomic
+	LoadBalancerSourceRanges []string `json:"loadBalancerSourceRanges,omitempty"`
 }
 
 // Phase is a one-word summary of the instance, derived from its conditions.
@@ -107,12 +233,20 @@ const (
 // Condition types of a GatewayConfig.
 const (
 	// GatewayConfigConditionAccepted is True when the spec can be realised.
-	// Reasons: Accepted (True); NamespaceNotFound, InvalidSpec (False).
+	// Reasons: Accepted, Paused (True); NamespaceNotFound, Conflict (False).
 	GatewayConfigConditionAccepted = "Accepted"
 	// GatewayConfigConditionAvailable is True when the Deployment has at least
 	// one available replica. Reasons: MinimumReplicasAvailable (True);
 	// DeploymentUnavailable, Paused (False).
 	GatewayConfigConditionAvailable = "Available"
+	// GatewayConfigConditionProgressing is True while a rollout of the
+	// gateway Deployment is under way. Reasons: RollingOut (True);
+	// RolloutComplete, ProgressDeadlineExceeded, Paused (False).
+	GatewayConfigConditionProgressing = "Progressing"
+	// GatewayConfigConditionDegraded is True when pods are failing for a
+	// reason the user must fix. Reasons: ImagePullFailed, SysctlForbidden,
+	// ProgressDeadlineExceeded, PodsFailing (True); AsExpected (False).
+	GatewayConfigConditionDegraded = "Degraded"
 	// GatewayConfigConditionProgrammed is True when at least one ready pod
 	// reports the current snapshot version and an IngressClass binds the
 	// instance. Reasons: Programmed (True); NoIngressClass, Pending (False).
@@ -128,6 +262,14 @@ const (
 	GatewayConfigReasonProgrammed               = "Programmed"
 	GatewayConfigReasonNoIngressClass           = "NoIngressClass"
 	GatewayConfigReasonPending                  = "Pending"
+	GatewayConfigReasonConflict                 = "Conflict"
+	GatewayConfigReasonPaused                   = "Paused"
+	GatewayConfigReasonRollingOut               = "RollingOut"
+	GatewayConfigReasonRolloutComplete          = "RolloutComplete"
+	GatewayConfigReasonProgressDeadlineExceeded = "ProgressDeadlineExceeded"
+	GatewayConfigReasonImagePullFailed          = "ImagePullFailed"
+	GatewayConfigReasonSysctlForbidden          = "SysctlForbidden"
+	GatewayConfigReasonAsExpected               = "AsExpected"
 )
 
 // GatewayConfigStatus is the observed state of an instance.
@@ -144,7 +286,7 @@ type GatewayConfigStatus struct {
 	// +optional
 	ObservedGeneration int64 `json:"observedGeneration,omitempty"`
 
-	// replicas is the number of gateway pods the Deployment has.
+	// replicas is the number of gateway pods the Deployment wants.
 	// +optional
 	Replicas int32 `json:"replicas,omitempty"`
 
@@ -200,6 +342,7 @@ type SnapshotStatus struct {
 // +kubebuilder:printcolumn:name="Phase",type=string,JSONPath=`.status.phase`
 // +kubebuilder:printcolumn:name="Traffic",type=string,JSONPath=`.spec.trafficType`
 // +kubebuilder:printcolumn:name="Ready",type=integer,JSONPath=`.status.readyReplicas`
+// +kubebuilder:printcolumn:name="Desired",type=integer,JSONPath=`.status.replicas`
 // +kubebuilder:printcolumn:name="Address",type=string,JSONPath=`.status.addresses[0]`
 // +kubebuilder:printcolumn:name="Programmed",type=string,JSONPath=`.status.conditions[?(@.type=="Programmed")].reason`,priority=1
 // +kubebuilder:printcolumn:name="Age",type=date,JSONPath=`.metadata.creationTimestamp`

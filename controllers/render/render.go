@@ -5,10 +5,15 @@ package render
 
 import (
 	"fmt"
+	"maps"
+	"strconv"
 
 	appsv1 "k8s.io/api/apps/v1"
+	autoscalingv2 "k8s.io/api/autoscaling/v2"
 	corev1 "k8s.io/api/core/v1"
+	policyv1 "k8s.io/api/policy/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
+	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/intstr"
 	"k8s.io/utils/ptr"
@@ -175,12 +180,31 @@ func (in Instance) Service() *corev1.Service {
 	svc.Spec.Ports = []corev1.ServicePort{{
 		Name: "http", Port: port, Protocol: corev1.ProtocolTCP, TargetPort: intstr.FromString("http"),
 	}}
+	if s := gc.Spec.Service; s != nil && svc.Spec.Type == corev1.ServiceTypeLoadBalancer {
+		svc.Spec.LoadBalancerClass = s.LoadBalancerClass
+		svc.Spec.LoadBalancerSourceRanges = s.LoadBalancerSourceRanges
+	}
 	// Client source IPs survive only without the extra node hop.
 	if t := svc.Spec.Type; t == corev1.ServiceTypeLoadBalancer || t == corev1.ServiceTypeNodePort {
 		svc.Spec.ExternalTrafficPolicy = corev1.ServiceExternalTrafficPolicyLocal
 	}
 	return svc
 }
+
+// Replicas is the desired pod count, or nil when an HPA owns it (so that
+// server-side apply leaves the HPA's value alone).
+func (in Instance) Replicas() *int32 {
+	if in.GatewayConfig.Spec.Autoscaling != nil {
+		return nil
+	}
+	return ptr.To(ptr.Deref(in.GatewayConfig.Spec.Replicas, 2))
+}
+
+// defaultResources are requests only: a limit on a proxy's CPU adds
+// throttling latency under bursts.
+var defaultResources = corev1.ResourceRequirements{Requests: corev1.ResourceList{
+	corev1.ResourceCPU: resource.MustParse("100m"), corev1.ResourceMemory: resource.MustParse("128Mi"),
+}}
 
 // Deployment runs the gateway pods.
 func (in Instance) Deployment(p Params) *appsv1.Deployment {
@@ -189,11 +213,14 @@ func (in Instance) Deployment(p Params) *appsv1.Deployment {
 	if image == "" {
 		image = p.Image
 	}
-	replicas := ptr.Deref(gc.Spec.Replicas, 2)
+	pullPolicy := gc.Spec.ImagePullPolicy
+	if pullPolicy == "" {
+		pullPolicy = corev1.PullIfNotPresent
+	}
 	c := corev1.Container{
 		Name:            containerName,
 		Image:           image,
-		ImagePullPolicy: gc.Spec.ImagePullPolicy,
+		ImagePullPolicy: pullPolicy,
 		Command:         []string{GatewayCommand},
 		Args:            in.Flags().Args(),
 		Env: []corev1.EnvVar{
@@ -209,6 +236,7 @@ func (in Instance) Deployment(p Params) *appsv1.Deployment {
 			PeriodSeconds: 2},
 		LivenessProbe: &corev1.Probe{ProbeHandler: corev1.ProbeHandler{HTTPGet: &corev1.HTTPGetAction{Path: "/healthz", Port: intstr.FromString("health")}},
 			PeriodSeconds: 10, FailureThreshold: 3},
+		Resources:    defaultResources,
 		VolumeMounts: []corev1.VolumeMount{{Name: snapshotVolume, MountPath: podflags.DefaultSnapshotDir, ReadOnly: true}},
 		SecurityContext: &corev1.SecurityContext{
 			AllowPrivilegeEscalation: ptr.To(false),
@@ -220,23 +248,135 @@ func (in Instance) Deployment(p Params) *appsv1.Deployment {
 	if gc.Spec.Resources != nil {
 		c.Resources = *gc.Spec.Resources
 	}
+	podLabels := maps.Clone(gc.Spec.PodLabels)
+	if podLabels == nil {
+		podLabels = map[string]string{}
+	}
+	maps.Copy(podLabels, in.Labels()) // ours win: the selector must keep matching
+	podSpec := corev1.PodSpec{
+		ServiceAccountName: in.Name,
+		Containers:         []corev1.Container{c},
+		NodeSelector:       gc.Spec.NodeSelector,
+		Tolerations:        gc.Spec.Tolerations,
+		PriorityClassName:  gc.Spec.PriorityClassName,
+		SecurityContext: &corev1.PodSecurityContext{
+			SeccompProfile: &corev1.SeccompProfile{Type: corev1.SeccompProfileTypeRuntimeDefault},
+			Sysctls:        in.sysctls(),
+		},
+		Volumes: []corev1.Volume{{Name: snapshotVolume, VolumeSource: corev1.VolumeSource{
+			ConfigMap: &corev1.ConfigMapVolumeSource{LocalObjectReference: corev1.LocalObjectReference{Name: in.ConfigMap}, Optional: ptr.To(true)},
+		}}},
+	}
+	if gc.Spec.Affinity != nil {
+		podSpec.Affinity = gc.Spec.Affinity
+	} else {
+		podSpec.Affinity, podSpec.TopologySpreadConstraints = in.defaultSpread()
+	}
 	return &appsv1.Deployment{
 		TypeMeta:   metav1.TypeMeta{APIVersion: "apps/v1", Kind: "Deployment"},
 		ObjectMeta: in.meta(in.Name),
 		Spec: appsv1.DeploymentSpec{
-			Replicas: ptr.To(replicas),
+			Replicas: in.Replicas(),
 			Selector: &metav1.LabelSelector{MatchLabels: in.SelectorLabels()},
+			Strategy: appsv1.DeploymentStrategy{Type: appsv1.RollingUpdateDeploymentStrategyType, RollingUpdate: &appsv1.RollingUpdateDeployment{
+				MaxUnavailable: ptr.To(intstr.FromInt32(0)), MaxSurge: ptr.To(intstr.FromInt32(1)),
+			}},
 			Template: corev1.PodTemplateSpec{
-				ObjectMeta: metav1.ObjectMeta{Labels: in.Labels()},
-				Spec: corev1.PodSpec{
-					ServiceAccountName: in.Name,
-					Containers:         []corev1.Container{c},
-					SecurityContext:    &corev1.PodSecurityContext{SeccompProfile: &corev1.SeccompProfile{Type: corev1.SeccompProfileTypeRuntimeDefault}},
-					Volumes: []corev1.Volume{{Name: snapshotVolume, VolumeSource: corev1.VolumeSource{
-						ConfigMap: &corev1.ConfigMapVolumeSource{LocalObjectReference: corev1.LocalObjectReference{Name: in.ConfigMap}, Optional: ptr.To(true)},
-					}}},
-				},
+				ObjectMeta: metav1.ObjectMeta{Labels: podLabels, Annotations: gc.Spec.PodAnnotations},
+				Spec:       podSpec,
 			},
+		},
+	}
+}
+
+// defaultSpread prefers one gateway pod per node, and spreads pods evenly
+// over zones and nodes without blocking scheduling when that is impossible.
+func (in Instance) defaultSpread() (*corev1.Affinity, []corev1.TopologySpreadConstraint) {
+	sel := &metav1.LabelSelector{MatchLabels: in.SelectorLabels()}
+	aff := &corev1.Affinity{PodAntiAffinity: &corev1.PodAntiAffinity{
+		PreferredDuringSchedulingIgnoredDuringExecution: []corev1.WeightedPodAffinityTerm{{
+			Weight:          100,
+			PodAffinityTerm: corev1.PodAffinityTerm{LabelSelector: sel, TopologyKey: corev1.LabelHostname},
+		}},
+	}}
+	var spread []corev1.TopologySpreadConstraint
+	for _, key := range []string{corev1.LabelTopologyZone, corev1.LabelHostname} {
+		spread = append(spread, corev1.TopologySpreadConstraint{
+			MaxSkew: 1, TopologyKey: key, WhenUnsatisfiable: corev1.ScheduleAnyway, LabelSelector: sel,
+		})
+	}
+	return aff, spread
+}
+
+func (in Instance) sysctls() []corev1.Sysctl {
+	t := in.GatewayConfig.Spec.Tuning
+	if t == nil {
+		return nil
+	}
+	var out []corev1.Sysctl
+	if t.Somaxconn != nil {
+		out = append(out, corev1.Sysctl{Name: "net.core.somaxconn", Value: strconv.Itoa(int(*t.Somaxconn))})
+	}
+	if t.IPLocalPortRange != "" {
+		out = append(out, corev1.Sysctl{Name: "net.ipv4.ip_local_port_range", Value: t.IPLocalPortRange})
+	}
+	if t.TCPTwReuse != nil {
+		v := "0"
+		if *t.TCPTwReuse {
+			v = "1"
+		}
+		out = append(out, corev1.Sysctl{Name: "net.ipv4.tcp_tw_reuse", Value: v})
+	}
+	return out
+}
+
+// PodDisruptionBudget keeps gateway capacity during node drains, or is nil
+// when none is wanted (a single replica without an explicit budget).
+func (in Instance) PodDisruptionBudget() *policyv1.PodDisruptionBudget {
+	gc := in.GatewayConfig
+	pdb := &policyv1.PodDisruptionBudget{
+		TypeMeta:   metav1.TypeMeta{APIVersion: "policy/v1", Kind: "PodDisruptionBudget"},
+		ObjectMeta: in.meta(in.Name),
+		Spec:       policyv1.PodDisruptionBudgetSpec{Selector: &metav1.LabelSelector{MatchLabels: in.SelectorLabels()}},
+	}
+	switch {
+	case gc.Spec.PodDisruptionBudget != nil:
+		pdb.Spec.MinAvailable = gc.Spec.PodDisruptionBudget.MinAvailable
+		pdb.Spec.MaxUnavailable = gc.Spec.PodDisruptionBudget.MaxUnavailable
+	case gc.Spec.Autoscaling != nil || ptr.Deref(gc.Spec.Replicas, 2) > 1:
+		pdb.Spec.MaxUnavailable = ptr.To(intstr.FromInt32(1))
+	default:
+		return nil
+	}
+	return pdb
+}
+
+// HorizontalPodAutoscaler scales the Deployment on CPU, or is nil.
+func (in Instance) HorizontalPodAutoscaler() *autoscalingv2.HorizontalPodAutoscaler {
+	a := in.GatewayConfig.Spec.Autoscaling
+	if a == nil {
+		return nil
+	}
+	minReplicas := a.MinReplicas
+	if minReplicas == 0 {
+		minReplicas = 2
+	}
+	target := a.TargetCPUUtilizationPercentage
+	if target == 0 {
+		target = 70
+	}
+	return &autoscalingv2.HorizontalPodAutoscaler{
+		TypeMeta:   metav1.TypeMeta{APIVersion: "autoscaling/v2", Kind: "HorizontalPodAutoscaler"},
+		ObjectMeta: in.meta(in.Name),
+		Spec: autoscalingv2.HorizontalPodAutoscalerSpec{
+			ScaleTargetRef: autoscalingv2.CrossVersionObjectReference{APIVersion: "apps/v1", Kind: "Deployment", Name: in.Name},
+			MinReplicas:    ptr.To(minReplicas),
+			MaxReplicas:    a.MaxReplicas,
+			Metrics: []autoscalingv2.MetricSpec{{
+				Type: autoscalingv2.ResourceMetricSourceType,
+				Resource: &autoscalingv2.ResourceMetricSource{Name: corev1.ResourceCPU,
+					Target: autoscalingv2.MetricTarget{Type: autoscalingv2.UtilizationMetricType, AverageUtilization: ptr.To(target)}},
+			}},
 		},
 	}
 }
