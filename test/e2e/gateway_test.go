@@ -265,4 +265,6 @@ var _ = Describe("A GatewayConfig serving an Ingress", Ordered, func() {
 			Expect(body).To(HavePrefix("backend-b"))
 		}
 	})
+
+	Context("an east-west instance beside the north-south one", eastWestSpecs)
 })
