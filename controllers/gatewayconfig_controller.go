@@ -11,6 +11,7 @@ import (
 	gslices "slices"
 	"strings"
 	"sync"
+	"time"
 
 	appsv1 "k8s.io/api/apps/v1"
 	autoscalingv2 "k8s.io/api/autoscaling/v2"
@@ -27,6 +28,7 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/tools/events"
 	"k8s.io/klog/v2"
+	"k8s.io/utils/clock"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/builder"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -67,6 +69,14 @@ type GatewayConfigReconciler struct {
 	Scheme   *runtime.Scheme
 	Recorder events.EventRecorder
 	Params   render.Params
+	// MinPublishInterval bounds snapshot writes per instance: bursts of
+	// Ingress or endpoint changes coalesce into one write per interval.
+	// Zero disables the bound (tests that call Reconcile by hand).
+	MinPublishInterval time.Duration
+	// Clock is injectable for tests; nil means the real clock.
+	Clock clock.PassiveClock
+
+	lastPublish sync.Map // GatewayConfig name -> time.Time of the last new snapshot
 
 	// reported remembers the last compile outcome per Ingress so that an
 	// Event is emitted once per change, not once per reconcile.
@@ -93,6 +103,9 @@ func (r *GatewayConfigReconciler) Reconcile(ctx context.Context, req ctrl.Reques
 	logger := log.FromContext(ctx)
 	gc := &gatewayv1alpha1.GatewayConfig{}
 	if err := r.Get(ctx, req.NamespacedName, gc); err != nil {
+		if apierrors.IsNotFound(err) {
+			forgetMetrics(req.Name)
+		}
 		return ctrl.Result{}, client.IgnoreNotFound(err)
 	}
 	if !gc.DeletionTimestamp.IsZero() {
@@ -105,6 +118,7 @@ func (r *GatewayConfigReconciler) Reconcile(ctx context.Context, req ctrl.Reques
 	// One status write per reconcile, whatever path returns.
 	defer func() {
 		setStatus(gc, facts)
+		recordStatusMetrics(gc)
 		if equality.Semantic.DeepEqual(before.Status, gc.Status) {
 			return
 		}
@@ -140,6 +154,16 @@ func (r *GatewayConfigReconciler) Reconcile(ctx context.Context, req ctrl.Reques
 		}
 	}
 
+	if wait := r.publishWait(gc.Name, before.Status.Snapshot.Version, out.Snapshot.Version); wait > 0 && !gc.Spec.Paused {
+		// Too soon after the last write: keep the published version, come
+		// back when the interval is over. Later changes fold into that write.
+		facts.snapshotVersion = before.Status.Snapshot.Version
+		if err := r.observe(ctx, inst, &facts); err != nil {
+			return ctrl.Result{}, err
+		}
+		return ctrl.Result{RequeueAfter: wait}, nil
+	}
+
 	if gc.Spec.Paused {
 		facts.paused = true
 		facts.snapshotVersion = before.Status.Snapshot.Version // nothing new is published while paused
@@ -155,7 +179,10 @@ func (r *GatewayConfigReconciler) Reconcile(ctx context.Context, req ctrl.Reques
 			}
 			return ctrl.Result{}, nil
 		}
+		metricSnapshotBytes.WithLabelValues(gc.Name).Set(float64(len(out.Encoded)))
 		if before.Status.Snapshot.Version != out.Snapshot.Version {
+			r.lastPublish.Store(gc.Name, r.now())
+			metricPublishes.WithLabelValues(gc.Name).Inc()
 			logger.Info("Published snapshot", "gatewayConfig", klog.KObj(gc), "version", out.Snapshot.Version,
 				"hosts", len(out.Snapshot.Hosts), "accepted", facts.accepted, "rejected", facts.rejected)
 			r.Recorder.Eventf(gc, nil, corev1.EventTypeNormal, EventReasonSnapshotPublished, "Publish",
@@ -173,6 +200,26 @@ func (r *GatewayConfigReconciler) Reconcile(ctx context.Context, req ctrl.Reques
 		}
 	}
 	return ctrl.Result{}, nil
+}
+
+func (r *GatewayConfigReconciler) now() time.Time {
+	if r.Clock == nil {
+		return time.Now()
+	}
+	return r.Clock.Now()
+}
+
+// publishWait is how long to hold back a new snapshot version so that an
+// instance gets at most one snapshot write per MinPublishInterval.
+func (r *GatewayConfigReconciler) publishWait(name, published, next string) time.Duration {
+	if r.MinPublishInterval <= 0 || published == "" || published == next {
+		return 0
+	}
+	last, ok := r.lastPublish.Load(name)
+	if !ok {
+		return 0
+	}
+	return r.MinPublishInterval - r.now().Sub(last.(time.Time))
 }
 
 // applyAll writes every desired object and removes optional ones that are
@@ -469,10 +516,14 @@ func (r *GatewayConfigReconciler) eventOnChange(ing *networkingv1.Ingress, res c
 }
 
 // SetupWithManager registers the controller and its watches. Ingress,
-// IngressClass, Service, EndpointSlice and Namespace changes re-run every
-// instance: instances are few and compiling is cheap; per-instance indexes
-// are a later refinement.
+// IngressClass, Service and EndpointSlice events wake only the instances
+// they concern (through the IngressClass and a backend-Service index), so
+// churn for one instance never makes work for another. Namespace events
+// (selector labels, a missing instance namespace appearing) wake all.
 func (r *GatewayConfigReconciler) SetupWithManager(mgr ctrl.Manager) error {
+	if err := addIndexers(context.Background(), mgr); err != nil {
+		return err
+	}
 	all := handler.EnqueueRequestsFromMapFunc(r.allInstances)
 	byLabel := handler.EnqueueRequestsFromMapFunc(func(_ context.Context, o client.Object) []reconcile.Request {
 		if name := o.GetLabels()[render.LabelGatewayConfig]; name != "" {
@@ -491,10 +542,10 @@ func (r *GatewayConfigReconciler) SetupWithManager(mgr ctrl.Manager) error {
 		Owns(&policyv1.PodDisruptionBudget{}).
 		Owns(&autoscalingv2.HorizontalPodAutoscaler{}).
 		Watches(&corev1.Pod{}, byLabel).
-		Watches(&networkingv1.Ingress{}, all).
-		Watches(&networkingv1.IngressClass{}, all).
-		Watches(&corev1.Service{}, all, builder.WithPredicates(notOurs())).
-		Watches(&discoveryv1.EndpointSlice{}, all).
+		Watches(&networkingv1.Ingress{}, handler.EnqueueRequestsFromMapFunc(r.instancesForIngress)).
+		Watches(&networkingv1.IngressClass{}, handler.EnqueueRequestsFromMapFunc(instancesForClass)).
+		Watches(&corev1.Service{}, handler.EnqueueRequestsFromMapFunc(r.instancesForService), builder.WithPredicates(notOurs())).
+		Watches(&discoveryv1.EndpointSlice{}, handler.EnqueueRequestsFromMapFunc(r.instancesForService)).
 		Watches(&corev1.Namespace{}, all).
 		Named("gatewayconfig").
 		Complete(r)

@@ -1,6 +1,8 @@
 package controllers
 
 import (
+	"time"
+
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/runtime"
@@ -12,6 +14,10 @@ import (
 	gatewayv1alpha1 "github.com/portico-dev/portico/api/v1alpha1"
 	"github.com/portico-dev/portico/controllers/render"
 )
+
+// DefaultMinPublishInterval bounds snapshot writes to two per second per
+// instance while keeping changes live within about half a second.
+const DefaultMinPublishInterval = 500 * time.Millisecond
 
 // ControllerName is the events.k8s.io reporting controller.
 const ControllerName = "portico-operator"
@@ -43,6 +49,7 @@ func Setup(mgr ctrl.Manager, p render.Params) error {
 	rec := mgr.GetEventRecorder(ControllerName)
 	if err := (&GatewayConfigReconciler{
 		Client: mgr.GetClient(), Scheme: mgr.GetScheme(), Recorder: rec, Params: p,
+		MinPublishInterval: DefaultMinPublishInterval,
 	}).SetupWithManager(mgr); err != nil {
 		return err
 	}
