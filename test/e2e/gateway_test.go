@@ -266,5 +266,6 @@ var _ = Describe("A GatewayConfig serving an Ingress", Ordered, func() {
 		}
 	})
 
+	Context("a snapshot ConfigMap corrupted by hand", corruptSnapshotSpecs)
 	Context("an east-west instance beside the north-south one", eastWestSpecs)
 })
