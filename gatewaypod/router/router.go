@@ -15,24 +15,33 @@ limitations under the License.
 */
 
 // Package router turns a snapshot into an immutable lookup structure that
-// answers "which backend serves this host and path". It does no I/O and holds
-// no runtime state, so a new Router can be built aside and swapped in whole
-// while the old one keeps serving.
+// answers "which backend serves this request, and how". It does no I/O and
+// holds no runtime state, so a new Router can be built aside and swapped in
+// whole while the old one keeps serving.
 //
 // Host selection: the request host is lower-cased and stripped of its port and
-// of a trailing dot. Virtual hosts are consulted from most to least specific:
-// the exact host, then the one-label wildcard ("*.example.com" matches
-// "a.example.com", not "example.com" nor "a.b.example.com"), then the rules
-// without a host (""). The first route that matches the path, in that order,
-// wins; a host whose own routes do not match the path falls through to the
-// less specific ones (as rules without a host apply to all traffic). Only when
-// nothing matches is the snapshot's DefaultBackend used.
+// of a trailing dot. The most specific virtual host is chosen: the exact host
+// (or a server alias), else the one-label wildcard ("*.example.com" matches
+// "a.example.com", not "example.com" nor "a.b.example.com"), else the rules
+// without a host (""). The choice is final: when none of the chosen host's
+// routes matches the path, the request does not fall through to less
+// specific hosts; it goes to that host's default backend, then to the
+// snapshot's DefaultBackend, and only then answers 404. This is what the
+// Ingress API implies (rules are per host; defaultBackend serves what no
+// rule matches) and what ingress-nginx, Contour and Envoy do.
+//
+// Path selection: routes are ordered by the compiler (longest path first;
+// Exact, then Prefix, then Regex on equal length) and the first match wins.
+// Regex routes match case-insensitively at the start of the path.
 package router
 
 import (
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"net"
+	"net/netip"
+	"regexp"
 	"strings"
 
 	"github.com/portico-dev/portico/gatewaypod/snapshot"
@@ -48,32 +57,65 @@ type Router struct {
 
 	defaultBackend *snapshot.Backend
 	backendNames   []string
+
+	certExact    map[string]*snapshot.Certificate
+	certWildcard map[string]*snapshot.Certificate // keyed by the suffix after "*."
+
+	intn func(n int) int
+}
+
+// Options tune a Router.
+type Options struct {
+	// IntN returns a uniform integer in [0, n); it draws canary weights.
+	// Nil means math/rand/v2.IntN. It must be safe for concurrent use.
+	IntN func(n int) int
 }
 
 // vhost holds the routes of one virtual host in match order.
 type vhost struct {
-	routes []route
+	routes       []route
+	def          *snapshot.Backend
+	redirectHost string
 }
 
-// route is a snapshot route with its match precomputed.
+// route is a snapshot route with its matching and policies precomputed.
 type route struct {
 	// prefix is the rule path without trailing slashes, for Prefix matching;
 	// "" for the rule "/" (matches everything).
 	prefix string
-	r      *snapshot.Route
+	// re matches Regex routes: "(?i)^(?:path)".
+	re *regexp.Regexp
+	// rewrite captures groups for Rewrite.Target: "(?i)path", the path
+	// quoted unless the route is Regex (ingress-nginx's rewrite directive).
+	rewrite  *regexp.Regexp
+	canaries []*regexp.Regexp // HeaderPattern per canary, nil when unset
+	allow    []netip.Prefix
+	deny     []netip.Prefix
+	r        *snapshot.Route
 }
 
 // Compile builds a Router from s. It copies what it keeps, so s may be
 // reused by the caller. It checks everything matching relies on and returns
 // all problems joined; snapshot.Decode has normally caught them already.
 func Compile(s *snapshot.Snapshot) (*Router, error) {
+	return CompileWithOptions(s, Options{})
+}
+
+// CompileWithOptions is Compile with Options.
+func CompileWithOptions(s *snapshot.Snapshot, opts Options) (*Router, error) {
 	if s == nil {
 		return nil, errors.New("compile router: snapshot is nil")
 	}
 	rt := &Router{
-		version:  s.Version,
-		exact:    map[string]*vhost{},
-		wildcard: map[string]*vhost{},
+		version:      s.Version,
+		exact:        map[string]*vhost{},
+		wildcard:     map[string]*vhost{},
+		certExact:    map[string]*snapshot.Certificate{},
+		certWildcard: map[string]*snapshot.Certificate{},
+		intn:         opts.IntN,
+	}
+	if rt.intn == nil {
+		rt.intn = rand.IntN
 	}
 	names := map[string]bool{}
 	addName := func(b *snapshot.Backend) {
@@ -85,19 +127,22 @@ func Compile(s *snapshot.Snapshot) (*Router, error) {
 	var errs []error
 	for i := range s.Hosts {
 		in := &s.Hosts[i]
-		vh := &vhost{routes: make([]route, 0, len(in.Routes))}
+		vh := &vhost{routes: make([]route, 0, len(in.Routes)), redirectHost: in.RedirectHost}
+		if in.DefaultBackend != nil {
+			vh.def = cloneBackend(in.DefaultBackend)
+			addName(vh.def)
+		}
 		for j := range in.Routes {
-			r := cloneRoute(&in.Routes[j])
-			if !strings.HasPrefix(r.Path, "/") {
-				errs = append(errs, fmt.Errorf("host %q route %d: path %q must start with '/'", in.Host, j, r.Path))
+			rr, err := compileRoute(&in.Routes[j])
+			if err != nil {
+				errs = append(errs, fmt.Errorf("host %q route %d: %w", in.Host, j, err))
 				continue
 			}
-			if r.PathType != snapshot.PathExact && r.PathType != snapshot.PathPrefix {
-				errs = append(errs, fmt.Errorf("host %q route %d: unknown pathType %q", in.Host, j, r.PathType))
-				continue
+			vh.routes = append(vh.routes, rr)
+			addName(&rr.r.Backend)
+			for k := range rr.r.Canaries {
+				addName(&rr.r.Canaries[k].Backend)
 			}
-			vh.routes = append(vh.routes, route{prefix: strings.TrimRight(r.Path, "/"), r: r})
-			addName(&r.Backend)
 		}
 		host := in.Host
 		switch {
@@ -127,9 +172,30 @@ func Compile(s *snapshot.Snapshot) (*Router, error) {
 			rt.exact[host] = vh
 		}
 	}
+	// Aliases after hosts, so a real host always wins the name.
+	for i := range s.Hosts {
+		for _, a := range s.Hosts[i].Aliases {
+			if rt.exact[a] != nil || strings.Contains(a, "*") || a != strings.ToLower(a) {
+				errs = append(errs, fmt.Errorf("alias %q of host %q: invalid or duplicate", a, s.Hosts[i].Host))
+				continue
+			}
+			rt.exact[a] = rt.lookupVhost(s.Hosts[i].Host)
+		}
+	}
 	if s.DefaultBackend != nil {
 		rt.defaultBackend = cloneBackend(s.DefaultBackend)
 		addName(rt.defaultBackend)
+	}
+	for i := range s.Certificates {
+		c := s.Certificates[i]
+		c.Hosts = append([]string(nil), c.Hosts...)
+		for _, h := range c.Hosts {
+			if suffix, ok := strings.CutPrefix(h, "*."); ok {
+				rt.certWildcard[suffix] = &c
+			} else {
+				rt.certExact[h] = &c
+			}
+		}
 	}
 	if err := errors.Join(errs...); err != nil {
 		return nil, fmt.Errorf("compile router for snapshot %q: %w", s.Version, err)
@@ -137,59 +203,153 @@ func Compile(s *snapshot.Snapshot) (*Router, error) {
 	return rt, nil
 }
 
+// lookupVhost returns the virtual host compiled for the snapshot host h.
+func (rt *Router) lookupVhost(h string) *vhost {
+	switch {
+	case h == "":
+		return rt.any
+	case strings.HasPrefix(h, "*."):
+		return rt.wildcard[h[2:]]
+	}
+	return rt.exact[h]
+}
+
+func compileRoute(in *snapshot.Route) (route, error) {
+	r := cloneRoute(in)
+	rr := route{r: r}
+	if !strings.HasPrefix(r.Path, "/") {
+		return rr, fmt.Errorf("path %q must start with '/'", r.Path)
+	}
+	var err error
+	switch r.PathType {
+	case snapshot.PathExact:
+	case snapshot.PathPrefix:
+		rr.prefix = strings.TrimRight(r.Path, "/")
+	case snapshot.PathRegex:
+		if rr.re, err = regexp.Compile("(?i)^(?:" + r.Path + ")"); err != nil {
+			return rr, fmt.Errorf("path %q: %w", r.Path, err)
+		}
+	default:
+		return rr, fmt.Errorf("unknown pathType %q", r.PathType)
+	}
+	if r.Rewrite != nil {
+		expr := regexp.QuoteMeta(r.Path)
+		if r.PathType == snapshot.PathRegex {
+			expr = r.Path
+		}
+		if rr.rewrite, err = regexp.Compile("(?i)" + expr); err != nil {
+			return rr, fmt.Errorf("rewrite of path %q: %w", r.Path, err)
+		}
+	}
+	if len(r.Canaries) > 0 {
+		rr.canaries = make([]*regexp.Regexp, len(r.Canaries))
+		for k, c := range r.Canaries {
+			if c.HeaderPattern != "" && len(c.HeaderValues) == 0 {
+				if rr.canaries[k], err = regexp.Compile(c.HeaderPattern); err != nil {
+					return rr, fmt.Errorf("canary %d headerPattern: %w", k, err)
+				}
+			}
+		}
+	}
+	if a := r.Access; a != nil {
+		for _, p := range a.Allow {
+			pp, err := netip.ParsePrefix(p)
+			if err != nil {
+				return rr, fmt.Errorf("access allow %q: %w", p, err)
+			}
+			rr.allow = append(rr.allow, pp)
+		}
+		for _, p := range a.Deny {
+			pp, err := netip.ParsePrefix(p)
+			if err != nil {
+				return rr, fmt.Errorf("access deny %q: %w", p, err)
+			}
+			rr.deny = append(rr.deny, pp)
+		}
+	}
+	return rr, nil
+}
+
 // Version is the snapshot version the router was compiled from.
 func (rt *Router) Version() string { return rt.version }
 
-// BackendNames lists every backend the router can return, each once, so
-// per-backend state kept outside the router can be pruned after a swap.
+// BackendNames lists every backend the router can return (canaries and
+// default backends included), each once, so per-backend state kept outside
+// the router can be pruned after a swap.
 func (rt *Router) BackendNames() []string {
 	return append([]string(nil), rt.backendNames...)
 }
 
-// Match returns the route and backend for a request. route is nil when the
-// request fell back to the default backend; both are nil when nothing
-// matches (the proxy answers 404). host is the request's Host header, with or
-// without port; path is the URL path. The returned values belong to the
-// Router and must not be modified.
+// Certificate returns the certificate to serve for a TLS server name (SNI):
+// the exact name, else the one-label wildcard; nil means the default
+// certificate. The result belongs to the Router.
+func (rt *Router) Certificate(serverName string) *snapshot.Certificate {
+	h := normalizeHost(serverName)
+	if c := rt.certExact[h]; c != nil {
+		return c
+	}
+	if i := strings.IndexByte(h, '.'); i > 0 {
+		return rt.certWildcard[h[i+1:]]
+	}
+	return nil
+}
+
+// Match returns the route and backend for a request, without canaries,
+// redirects or rewrites (see Decide). route is nil when the request fell
+// back to a default backend; both are nil when nothing matches (the proxy
+// answers 404), and for hosts that only redirect (from-to-www-redirect).
+// host is the request's Host header, with or without port; path is the URL
+// path. The returned values belong to the Router and must not be modified.
 func (rt *Router) Match(host, path string) (*snapshot.Route, *snapshot.Backend) {
-	host = normalizeHost(host)
-	if vh := rt.exact[host]; vh != nil {
-		if r := vh.match(path); r != nil {
-			return r, &r.Backend
-		}
+	vh := rt.host(normalizeHost(host))
+	if vh == nil {
+		return nil, rt.defaultBackend
 	}
-	if i := strings.IndexByte(host, '.'); i > 0 {
-		if vh := rt.wildcard[host[i+1:]]; vh != nil {
-			if r := vh.match(path); r != nil {
-				return r, &r.Backend
-			}
-		}
+	if vh.redirectHost != "" {
+		return nil, nil
 	}
-	if rt.any != nil {
-		if r := rt.any.match(path); r != nil {
-			return r, &r.Backend
-		}
+	if r := vh.match(path); r != nil {
+		return r.r, &r.r.Backend
+	}
+	if vh.def != nil {
+		return nil, vh.def
 	}
 	return nil, rt.defaultBackend
 }
 
+// host returns the most specific virtual host for a normalized host name.
+func (rt *Router) host(host string) *vhost {
+	if vh := rt.exact[host]; vh != nil {
+		return vh
+	}
+	if i := strings.IndexByte(host, '.'); i > 0 {
+		if vh := rt.wildcard[host[i+1:]]; vh != nil {
+			return vh
+		}
+	}
+	return rt.any
+}
+
 // match returns the first route of vh that matches path, or nil.
-func (vh *vhost) match(path string) *snapshot.Route {
+func (vh *vhost) match(path string) *route {
 	for i := range vh.routes {
 		if vh.routes[i].matches(path) {
-			return vh.routes[i].r
+			return &vh.routes[i]
 		}
 	}
 	return nil
 }
 
-// matches implements the Ingress path semantics: Exact is string equality;
-// Prefix compares '/'-separated elements, so "/foo" matches "/foo", "/foo/"
-// and "/foo/bar" but never "/foobar", and a trailing slash on the rule is
-// ignored.
+// matches implements the path semantics: Exact is string equality; Prefix
+// compares '/'-separated elements, so "/foo" matches "/foo", "/foo/" and
+// "/foo/bar" but never "/foobar", and a trailing slash on the rule is
+// ignored; Regex matches case-insensitively at the start of the path.
 func (r *route) matches(path string) bool {
-	if r.r.PathType == snapshot.PathExact {
+	switch r.r.PathType {
+	case snapshot.PathExact:
 		return path == r.r.Path
+	case snapshot.PathRegex:
+		return r.re.MatchString(path)
 	}
 	if r.prefix == "" {
 		return true
@@ -220,6 +380,30 @@ func normalizeHost(host string) string {
 func cloneRoute(r *snapshot.Route) *snapshot.Route {
 	c := *r
 	c.Backend = *cloneBackend(&r.Backend)
+	if r.Canaries != nil {
+		c.Canaries = make([]snapshot.Canary, len(r.Canaries))
+		for i := range r.Canaries {
+			c.Canaries[i] = r.Canaries[i]
+			c.Canaries[i].Backend = *cloneBackend(&r.Canaries[i].Backend)
+		}
+	}
+	// Policy structs are replaced, never mutated, by the snapshot's users;
+	// copy them anyway so the router owns everything it returns.
+	c.Rewrite = clonePtr(r.Rewrite)
+	c.Redirect = clonePtr(r.Redirect)
+	c.CORS = clonePtr(r.CORS)
+	c.Access = clonePtr(r.Access)
+	c.Limits = clonePtr(r.Limits)
+	c.Balancer = clonePtr(r.Balancer)
+	c.Upstream = clonePtr(r.Upstream)
+	return &c
+}
+
+func clonePtr[T any](p *T) *T {
+	if p == nil {
+		return nil
+	}
+	c := *p
 	return &c
 }
 

@@ -65,6 +65,10 @@ func testSnapshot() *snapshot.Snapshot {
 func TestMatch(t *testing.T) {
 	withDefault := testSnapshot()
 	withDefault.DefaultBackend = &snapshot.Backend{Name: "default"}
+	withHostDefault := testSnapshot()
+	withHostDefault.DefaultBackend = &snapshot.Backend{Name: "default"}
+	withHostDefault.Hosts[2].DefaultBackend = &snapshot.Backend{Name: "a-default"}
+	withHostDefault.Hosts[2].Aliases = []string{"alias.org"}
 
 	tests := map[string]struct {
 		snap        *snapshot.Snapshot
@@ -91,8 +95,12 @@ func TestMatch(t *testing.T) {
 		"wildcard not the apex":                {host: "foo.com", path: "/wild"},
 		"wildcard not two labels":              {host: "a.b.foo.com", path: "/wild"},
 		"exact host before wildcard":           {host: "a.foo.com", path: "/only", wantBackend: "a-only", wantRoute: true},
-		"exact host falls through to wildcard": {host: "a.foo.com", path: "/wild", wantBackend: "wild", wantRoute: true},
-		"falls through to host-less rules":     {host: "foo.com", path: "/catchall/x", wantBackend: "any-catchall", wantRoute: true},
+		"exact host never falls to wildcard":   {host: "a.foo.com", path: "/wild"},
+		"host never falls to host-less rules":  {host: "foo.com", path: "/catchall/x"},
+		"unmatched path uses default backend":  {snap: withDefault, host: "a.foo.com", path: "/wild", wantBackend: "default"},
+		"host default backend before global":   {snap: withHostDefault, host: "a.foo.com", path: "/wild", wantBackend: "a-default"},
+		"host default not used on other hosts": {snap: withHostDefault, host: "other.org", path: "/nope", wantBackend: "default"},
+		"server alias selects its host":        {snap: withHostDefault, host: "alias.org", path: "/only", wantBackend: "a-only", wantRoute: true},
 		"unknown host uses host-less rules":    {host: "other.org", path: "/catchall", wantBackend: "any-catchall", wantRoute: true},
 		"empty host uses host-less rules":      {host: "", path: "/catchall", wantBackend: "any-catchall", wantRoute: true},
 		"ipv6 host literal":                    {host: "[::1]:8080", path: "/catchall", wantBackend: "any-catchall", wantRoute: true},
@@ -167,9 +175,10 @@ func TestCompileErrors(t *testing.T) {
 		"bad path and type": {
 			snap: &snapshot.Snapshot{Hosts: []snapshot.VirtualHost{{Host: "a.com", Routes: []snapshot.Route{
 				prefix("nope", "x"),
-				rt("/x", "Regex", "x"),
+				rt("/x", "Glob", "x"),
+				rt("/x(", snapshot.PathRegex, "x"),
 			}}}},
-			wantErr: []string{`path "nope" must start with '/'`, `unknown pathType "Regex"`},
+			wantErr: []string{`path "nope" must start with '/'`, `unknown pathType "Glob"`, "missing closing )"},
 		},
 		"duplicate hosts": {
 			snap:    &snapshot.Snapshot{Hosts: []snapshot.VirtualHost{{Host: "a.com"}, {Host: "a.com"}, {Host: "*.a.com"}, {Host: "*.a.com"}, {}, {}}},
