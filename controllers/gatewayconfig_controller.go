@@ -69,6 +69,9 @@ type GatewayConfigReconciler struct {
 	Scheme   *runtime.Scheme
 	Recorder events.EventRecorder
 	Params   render.Params
+	// APIReader reads Secrets directly: the cache holds only their
+	// metadata, so key material is not kept in the operator's memory.
+	APIReader client.Reader
 	// MinPublishInterval bounds snapshot writes per instance: bursts of
 	// Ingress or endpoint changes coalesce into one write per interval.
 	// Zero disables the bound (tests that call Reconcile by hand).
@@ -89,6 +92,7 @@ type GatewayConfigReconciler struct {
 // +kubebuilder:rbac:groups=apps,resources=deployments,verbs=get;list;watch;create;update;patch;delete
 // +kubebuilder:rbac:groups="",resources=services;serviceaccounts;configmaps,verbs=get;list;watch;create;update;patch;delete
 // +kubebuilder:rbac:groups="",resources=pods,verbs=get;list;watch;patch
+// +kubebuilder:rbac:groups="",resources=secrets,verbs=get;list;watch;create;update;patch;delete
 // +kubebuilder:rbac:groups="",resources=namespaces,verbs=get;list;watch
 // +kubebuilder:rbac:groups=rbac.authorization.k8s.io,resources=roles;rolebindings,verbs=get;list;watch;create;update;patch;delete
 // +kubebuilder:rbac:groups=policy,resources=poddisruptionbudgets,verbs=get;list;watch;create;update;patch;delete
@@ -146,6 +150,7 @@ func (r *GatewayConfigReconciler) Reconcile(ctx context.Context, req ctrl.Reques
 	}
 	facts.classes = out.Classes
 	facts.snapshotVersion = out.Snapshot.Version
+	r.instanceWarnings(gc, out.Warnings)
 	for _, res := range out.Results {
 		if res.Accepted {
 			facts.accepted++
@@ -229,6 +234,7 @@ func (r *GatewayConfigReconciler) applyAll(ctx context.Context, gc *gatewayv1alp
 	desired := []client.Object{
 		inst.ServiceAccount(), inst.Role(), inst.RoleBinding(),
 		inst.ConfigMapWith(out.Encoded, out.Snapshot.Version),
+		inst.TLSSecretWith(out.TLSData),
 		inst.Service(), inst.Deployment(r.Params),
 	}
 	var unwanted []client.Object
@@ -282,7 +288,11 @@ func (r *GatewayConfigReconciler) current(ctx context.Context, obj client.Object
 	if !ok {
 		return nil, fmt.Errorf("%T is not a client.Object", obj)
 	}
-	if err := r.Get(ctx, client.ObjectKeyFromObject(obj), cur); err != nil {
+	var reader client.Reader = r.Client
+	if _, isSecret := obj.(*corev1.Secret); isSecret && r.APIReader != nil {
+		reader = r.APIReader // never pull every Secret's bytes into the cache
+	}
+	if err := reader.Get(ctx, client.ObjectKeyFromObject(obj), cur); err != nil {
 		if apierrors.IsNotFound(err) {
 			return nil, nil
 		}
@@ -363,10 +373,48 @@ func (r *GatewayConfigReconciler) compile(ctx context.Context, gc *gatewayv1alph
 		}
 		ings.Items = gslices.DeleteFunc(ings.Items, func(i networkingv1.Ingress) bool { return !allowed[i.Namespace] })
 	}
-	return compile.Compile(compile.Inputs{
+	secrets, err := r.tlsSecrets(ctx, ings.Items)
+	if err != nil {
+		return compile.Output{}, err
+	}
+	in := compile.Inputs{
 		Instance: gc.Name, IngressClasses: classes.Items, Ingresses: ings.Items,
-		Services: svcs.Items, EndpointSlices: slices.Items,
-	}), nil
+		Services: svcs.Items, EndpointSlices: slices.Items, Secrets: secrets,
+	}
+	if d := gc.Spec.Defaults; d != nil && d.DefaultBackend != nil {
+		in.DefaultBackend = &compile.BackendRef{Namespace: d.DefaultBackend.Namespace, Service: d.DefaultBackend.Service}
+	}
+	return compile.Compile(in), nil
+}
+
+// tlsSecrets reads the Secrets named in spec.tls of the given Ingresses
+// (same namespace only, as the Ingress API defines). Missing ones are
+// left out: the compiler reports them.
+func (r *GatewayConfigReconciler) tlsSecrets(ctx context.Context, ings []networkingv1.Ingress) ([]corev1.Secret, error) {
+	reader := r.APIReader
+	if reader == nil {
+		reader = r.Client
+	}
+	seen := map[types.NamespacedName]bool{}
+	var out []corev1.Secret
+	for i := range ings {
+		for _, t := range ings[i].Spec.TLS {
+			key := types.NamespacedName{Namespace: ings[i].Namespace, Name: t.SecretName}
+			if t.SecretName == "" || seen[key] {
+				continue
+			}
+			seen[key] = true
+			sec := &corev1.Secret{}
+			if err := reader.Get(ctx, key, sec); err != nil {
+				if apierrors.IsNotFound(err) {
+					continue
+				}
+				return nil, fmt.Errorf("failed to read TLS Secret %s: %w", key, err)
+			}
+			out = append(out, *sec)
+		}
+	}
+	return out, nil
 }
 
 // apply writes obj whole with server-side apply, owned by gc, so only the
@@ -494,6 +542,23 @@ func (r *GatewayConfigReconciler) reportIngresses(ctx context.Context, results [
 	return nil
 }
 
+// instanceWarnings emits the compiler's instance-level warnings (e.g. an
+// unresolvable default backend) as Events on the GatewayConfig, once per change.
+func (r *GatewayConfigReconciler) instanceWarnings(gc *gatewayv1alpha1.GatewayConfig, warnings []compile.Warning) {
+	var b strings.Builder
+	for _, w := range warnings {
+		fmt.Fprintf(&b, "%s:%s/", w.Reason, w.Message)
+	}
+	key := types.NamespacedName{Name: "gatewayconfig/" + gc.Name}
+	if prev, ok := r.reported.Load(key); ok && prev == b.String() {
+		return
+	}
+	r.reported.Store(key, b.String())
+	for _, w := range warnings {
+		r.Recorder.Eventf(gc, nil, corev1.EventTypeWarning, w.Reason, "Compile", "%s", w.Message)
+	}
+}
+
 func (r *GatewayConfigReconciler) eventOnChange(ing *networkingv1.Ingress, res compile.Result) {
 	var b strings.Builder
 	fmt.Fprintf(&b, "%s/%t/%s/%s", ing.UID, res.Accepted, res.Reason, res.Message)
@@ -536,6 +601,7 @@ func (r *GatewayConfigReconciler) SetupWithManager(mgr ctrl.Manager) error {
 		Owns(&appsv1.Deployment{}).
 		Owns(&corev1.Service{}).
 		Owns(&corev1.ConfigMap{}).
+		Owns(&corev1.Secret{}, builder.OnlyMetadata).
 		Owns(&corev1.ServiceAccount{}).
 		Owns(&rbacv1.Role{}).
 		Owns(&rbacv1.RoleBinding{}).
@@ -547,6 +613,7 @@ func (r *GatewayConfigReconciler) SetupWithManager(mgr ctrl.Manager) error {
 		Watches(&corev1.Service{}, handler.EnqueueRequestsFromMapFunc(r.instancesForService), builder.WithPredicates(notOurs())).
 		Watches(&discoveryv1.EndpointSlice{}, handler.EnqueueRequestsFromMapFunc(r.instancesForService)).
 		Watches(&corev1.Namespace{}, all).
+		WatchesMetadata(&corev1.Secret{}, handler.EnqueueRequestsFromMapFunc(r.instancesForSecret), builder.WithPredicates(notOurs())).
 		Named("gatewayconfig").
 		Complete(r)
 }

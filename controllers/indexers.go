@@ -22,7 +22,23 @@ import (
 // not recompile every instance.
 const indexIngressBackendService = "portico.dev/backend-service"
 
+// indexIngressTLSSecret indexes Ingresses by "namespace/name" of their
+// spec.tls Secrets, so a certificate rotation wakes only its instances.
+const indexIngressTLSSecret = "portico.dev/tls-secret"
+
 func addIndexers(ctx context.Context, mgr ctrl.Manager) error {
+	if err := mgr.GetFieldIndexer().IndexField(ctx, &networkingv1.Ingress{}, indexIngressTLSSecret, func(o client.Object) []string {
+		ing := o.(*networkingv1.Ingress)
+		var out []string
+		for _, t := range ing.Spec.TLS {
+			if t.SecretName != "" {
+				out = append(out, ing.Namespace+"/"+t.SecretName)
+			}
+		}
+		return out
+	}); err != nil {
+		return err
+	}
 	return mgr.GetFieldIndexer().IndexField(ctx, &networkingv1.Ingress{}, indexIngressBackendService, func(o client.Object) []string {
 		ing := o.(*networkingv1.Ingress)
 		var out []string
@@ -109,6 +125,18 @@ func (r *GatewayConfigReconciler) instancesForService(ctx context.Context, o cli
 	if err := r.List(ctx, &ings, client.InNamespace(o.GetNamespace()),
 		client.MatchingFields{indexIngressBackendService: o.GetNamespace() + "/" + name}); err != nil {
 		log.FromContext(ctx).Error(err, "Failed to list Ingresses by backend Service")
+		return nil
+	}
+	return r.instancesForIngresses(ctx, ings.Items)
+}
+
+// instancesForSecret maps a Secret (metadata only) to the instances whose
+// Ingresses name it in spec.tls.
+func (r *GatewayConfigReconciler) instancesForSecret(ctx context.Context, o client.Object) []reconcile.Request {
+	var ings networkingv1.IngressList
+	if err := r.List(ctx, &ings, client.InNamespace(o.GetNamespace()),
+		client.MatchingFields{indexIngressTLSSecret: o.GetNamespace() + "/" + o.GetName()}); err != nil {
+		log.FromContext(ctx).Error(err, "Failed to list Ingresses by TLS Secret")
 		return nil
 	}
 	return r.instancesForIngresses(ctx, ings.Items)

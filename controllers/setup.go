@@ -48,7 +48,7 @@ func CacheOptions() cache.Options {
 func Setup(mgr ctrl.Manager, p render.Params) error {
 	rec := mgr.GetEventRecorder(ControllerName)
 	if err := (&GatewayConfigReconciler{
-		Client: mgr.GetClient(), Scheme: mgr.GetScheme(), Recorder: rec, Params: p,
+		Client: mgr.GetClient(), APIReader: mgr.GetAPIReader(), Scheme: mgr.GetScheme(), Recorder: rec, Params: p,
 		MinPublishInterval: DefaultMinPublishInterval,
 	}).SetupWithManager(mgr); err != nil {
 		return err

@@ -2,6 +2,7 @@ package v1alpha1
 
 import (
 	corev1 "k8s.io/api/core/v1"
+	networkingv1 "k8s.io/api/networking/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/intstr"
 )
@@ -118,10 +119,35 @@ type GatewayConfigSpec struct {
 	// +optional
 	Tuning *TuningSpec `json:"tuning,omitempty"`
 
+	// defaults are instance-wide settings for every route of the instance.
+	// +optional
+	Defaults *DefaultsSpec `json:"defaults,omitempty"`
+
 	// paused stops reconciling the owned objects (for maintenance); status
 	// still reports what is observed and shows the pause.
 	// +optional
 	Paused bool `json:"paused,omitempty"`
+}
+
+// DefaultsSpec holds instance-wide settings.
+type DefaultsSpec struct {
+	// defaultBackend serves requests that match no host of the instance.
+	// It takes precedence over an Ingress's spec.defaultBackend for
+	// unmatched hosts; without either, the gateway answers 404.
+	// +optional
+	DefaultBackend *DefaultBackendRef `json:"defaultBackend,omitempty"`
+}
+
+// DefaultBackendRef names a Service port in a namespace.
+type DefaultBackendRef struct {
+	// namespace of the Service.
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=63
+	// +required
+	Namespace string `json:"namespace"`
+	// service is the Service name and port, as in an Ingress backend.
+	// +required
+	Service networkingv1.IngressServiceBackend `json:"service"`
 }
 
 // AutoscalingSpec configures a HorizontalPodAutoscaler (autoscaling/v2).

@@ -39,6 +39,9 @@ const (
 	GatewayCommand = "/gatewaypod"
 	containerName  = "gatewaypod"
 	snapshotVolume = "snapshot"
+	tlsVolume      = "tls"
+	// TLSDir is where the instance TLS Secret is mounted in gateway pods.
+	TLSDir = "/etc/portico/tls"
 )
 
 // Params are operator-wide settings that complete a GatewayConfig.
@@ -59,6 +62,9 @@ type Instance struct {
 	Name string
 	// ConfigMap holds the snapshot.
 	ConfigMap string
+	// TLSSecret holds the key material the snapshot pins by hash; key
+	// bytes never go into the ConfigMap.
+	TLSSecret string
 }
 
 // NewInstance resolves names and the namespace of gc.
@@ -68,7 +74,7 @@ func NewInstance(gc *gatewayv1alpha1.GatewayConfig, p Params) Instance {
 		ns = p.Namespace
 	}
 	name := "portico-" + gc.Name
-	return Instance{GatewayConfig: gc, Namespace: ns, Name: name, ConfigMap: name + "-snapshot"}
+	return Instance{GatewayConfig: gc, Namespace: ns, Name: name, ConfigMap: name + "-snapshot", TLSSecret: name + "-tls"}
 }
 
 // SelectorLabels select the instance's gateway pods.
@@ -118,6 +124,7 @@ func (in Instance) Role() *rbacv1.Role {
 		ObjectMeta: in.meta(in.Name),
 		Rules: []rbacv1.PolicyRule{
 			{APIGroups: []string{""}, Resources: []string{"configmaps"}, ResourceNames: []string{in.ConfigMap}, Verbs: []string{"get", "list", "watch"}},
+			{APIGroups: []string{""}, Resources: []string{"secrets"}, ResourceNames: []string{in.TLSSecret}, Verbs: []string{"get", "list", "watch"}},
 			{APIGroups: []string{""}, Resources: []string{"pods"}, Verbs: []string{"get", "patch"}},
 		},
 	}
@@ -142,6 +149,20 @@ func (in Instance) ConfigMapWith(encoded []byte, version string) *corev1.ConfigM
 	}
 	cm.Annotations = map[string]string{podflags.AnnotationSnapshotVersion: version}
 	return cm
+}
+
+// TLSSecretWith carries the certificates and keys of the snapshot, keyed
+// by snapshot.CertificateDataKeys; it exists (maybe empty) for every instance.
+func (in Instance) TLSSecretWith(data map[string][]byte) *corev1.Secret {
+	if data == nil {
+		data = map[string][]byte{}
+	}
+	return &corev1.Secret{
+		TypeMeta:   metav1.TypeMeta{APIVersion: "v1", Kind: "Secret"},
+		ObjectMeta: in.meta(in.TLSSecret),
+		Type:       corev1.SecretTypeOpaque,
+		Data:       data,
+	}
 }
 
 // ServiceType is the effective Service type: spec.service.type, else the
@@ -236,8 +257,11 @@ func (in Instance) Deployment(p Params) *appsv1.Deployment {
 			PeriodSeconds: 2},
 		LivenessProbe: &corev1.Probe{ProbeHandler: corev1.ProbeHandler{HTTPGet: &corev1.HTTPGetAction{Path: "/healthz", Port: intstr.FromString("health")}},
 			PeriodSeconds: 10, FailureThreshold: 3},
-		Resources:    defaultResources,
-		VolumeMounts: []corev1.VolumeMount{{Name: snapshotVolume, MountPath: podflags.DefaultSnapshotDir, ReadOnly: true}},
+		Resources: defaultResources,
+		VolumeMounts: []corev1.VolumeMount{
+			{Name: snapshotVolume, MountPath: podflags.DefaultSnapshotDir, ReadOnly: true},
+			{Name: tlsVolume, MountPath: TLSDir, ReadOnly: true},
+		},
 		SecurityContext: &corev1.SecurityContext{
 			AllowPrivilegeEscalation: ptr.To(false),
 			ReadOnlyRootFilesystem:   ptr.To(true),
@@ -263,9 +287,14 @@ func (in Instance) Deployment(p Params) *appsv1.Deployment {
 			SeccompProfile: &corev1.SeccompProfile{Type: corev1.SeccompProfileTypeRuntimeDefault},
 			Sysctls:        in.sysctls(),
 		},
-		Volumes: []corev1.Volume{{Name: snapshotVolume, VolumeSource: corev1.VolumeSource{
-			ConfigMap: &corev1.ConfigMapVolumeSource{LocalObjectReference: corev1.LocalObjectReference{Name: in.ConfigMap}, Optional: ptr.To(true)},
-		}}},
+		Volumes: []corev1.Volume{
+			{Name: snapshotVolume, VolumeSource: corev1.VolumeSource{
+				ConfigMap: &corev1.ConfigMapVolumeSource{LocalObjectReference: corev1.LocalObjectReference{Name: in.ConfigMap}, Optional: ptr.To(true)},
+			}},
+			{Name: tlsVolume, VolumeSource: corev1.VolumeSource{
+				Secret: &corev1.SecretVolumeSource{SecretName: in.TLSSecret, Optional: ptr.To(true)},
+			}},
+		},
 	}
 	if gc.Spec.Affinity != nil {
 		podSpec.Affinity = gc.Spec.Affinity
