@@ -10,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 	"sort"
+	"strings"
 	"time"
 
 	. "github.com/onsi/ginkgo/v2"
@@ -68,6 +69,17 @@ func prefixPath(path, svc string) networkingv1.HTTPIngressPath {
 		Backend: networkingv1.IngressBackend{Service: &networkingv1.IngressServiceBackend{Name: svc, Port: networkingv1.ServiceBackendPort{Number: 80}}}}
 }
 
+// runningOf lists the pods of one instance that have a live gatewaypod process.
+func runningOf(instance string) []string {
+	var out []string
+	for _, name := range pods.Running() {
+		if strings.HasPrefix(name, "portico-"+instance+"-") {
+			out = append(out, name)
+		}
+	}
+	return out
+}
+
 // gatewayPodIPs lists the pod IPs of the instance's Running pods.
 func gatewayPodIPs(instance string) []string {
 	var list corev1.PodList
@@ -122,7 +134,7 @@ var _ = Describe("A GatewayConfig serving an Ingress", Ordered, func() {
 	})
 
 	BeforeAll(func() {
-		for _, ns := range []string{operatorNamespace, appNamespace} {
+		for _, ns := range []string{appNamespace} {
 			Expect(k8sClient.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}})).To(Succeed())
 			// The ServiceAccount admission needs the default ServiceAccount,
 			// which the serviceaccount controller creates.
@@ -168,7 +180,7 @@ var _ = Describe("A GatewayConfig serving an Ingress", Ordered, func() {
 			g.Expect(gc.Status.Snapshot.ServingReplicas).To(Equal(int32(2)))
 		}, 60*time.Second, 250*time.Millisecond).Should(Succeed())
 		Expect(gatewayPodIPs(instance)).To(HaveLen(2))
-		Expect(pods.Running()).To(HaveLen(2), "one gatewaypod process per Running pod")
+		Expect(runningOf(instance)).To(HaveLen(2), "one gatewaypod process per Running pod")
 	})
 
 	It("routes an Ingress to its backend through every gateway pod, and serves an edit without restarting", func() {
@@ -211,7 +223,7 @@ var _ = Describe("A GatewayConfig serving an Ingress", Ordered, func() {
 		}
 
 		By("editing the Ingress: /v2 now goes to backend-b")
-		running := pods.Running()
+		running := runningOf(instance)
 		Expect(k8sClient.Get(ctx, client.ObjectKeyFromObject(ing), ing)).To(Succeed())
 		ing.Spec.Rules[0].HTTP.Paths = append(ing.Spec.Rules[0].HTTP.Paths, prefixPath("/v2", "echo-b"))
 		Expect(k8sClient.Update(ctx, ing)).To(Succeed())
@@ -231,7 +243,7 @@ var _ = Describe("A GatewayConfig serving an Ingress", Ordered, func() {
 			Expect(body).To(Equal("backend-b " + host + " /v2/held"))
 			Expect(reused).To(BeTrue(), "the connection opened before the edit survived the snapshot swap")
 		}
-		Expect(pods.Running()).To(Equal(running), "no gatewaypod process was restarted")
+		Expect(runningOf(instance)).To(Equal(running), "no gatewaypod process was restarted")
 		Expect(pods.Restarts()).To(BeZero(), "no gatewaypod process exited")
 
 		By("the instance is Listening on the new snapshot")
