@@ -64,9 +64,15 @@ verify-config: kustomize ## Fail when a kustomize tree does not build.
 	$(KUSTOMIZE) build config/default >/dev/null
 	$(KUSTOMIZE) build config/samples >/dev/null
 
+# FUZZTIME is how long each fuzz target runs inside make test.
+FUZZTIME ?= 10s
+
 .PHONY: test
 test: k8s-assets verify-generated verify-config vet build ## Install the test control plane, then run every test (unit, envtest, e2e).
 	$(GO) test -race -count=1 ./gatewaypod/...
+	# Short fuzz runs (seed corpora also run as plain tests below); run longer with FUZZTIME=10m.
+	$(GO) test ./controllers/annotations -run '^$$' -fuzz FuzzParse -fuzztime $(FUZZTIME)
+	$(GO) test ./gatewaypod/snapshot -run '^$$' -fuzz FuzzDecode -fuzztime $(FUZZTIME)
 	# One package at a time: the envtest and e2e suites each run a control plane.
 	GATEWAYPOD_BIN=$(LOCALBIN)/gatewaypod $(GO) test -p 1 -count=1 -timeout 30m ./...
 
@@ -149,3 +155,28 @@ GOBIN=$(LOCALBIN) $(GO) install $${package} ;\
 mv "$$(echo "$(1)" | sed "s/-$(3)$$//")" $(1) ;\
 }
 endef
+
+##@ Bundle
+
+# VERSION is the operator version an OLM bundle describes (semver, no "v").
+VERSION ?= 0.0.1
+IMAGE_TAG_BASE ?= ghcr.io/portico-dev/portico
+# BUNDLE_OPERATOR_IMG is the image the CSV deploys: IMG when given on the
+# command line or in the environment, else the image tagged v$(VERSION).
+BUNDLE_OPERATOR_IMG ?= $(if $(filter command line environment,$(origin IMG)),$(IMG),$(IMAGE_TAG_BASE):v$(VERSION))
+BUNDLE_IMG ?= $(IMAGE_TAG_BASE)-bundle:v$(VERSION)
+# Channels follow OLM's naming convention (candidate/fast/stable-vN).
+CHANNELS ?= candidate-v0
+DEFAULT_CHANNEL ?= candidate-v0
+
+.PHONY: bundle
+bundle: manifests ## Generate bundle/ and bundle.Dockerfile from config/ (make bundle VERSION=x.y.z [IMG=...]).
+	$(GO) run ./hack/gen-bundle --version $(VERSION) --image $(BUNDLE_OPERATOR_IMG) --channels $(CHANNELS) --default-channel $(DEFAULT_CHANNEL)
+
+.PHONY: bundle-build
+bundle-build: ## Build the bundle image (needs a Docker engine).
+	docker build -f bundle.Dockerfile -t $(BUNDLE_IMG) .
+
+.PHONY: docs
+docs: manifests ## Regenerate docs/reference (GatewayConfig fields from the CRD, annotations from controllers/annotations).
+	$(GO) run ./hack/gen-docs

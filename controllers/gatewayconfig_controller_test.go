@@ -215,6 +215,8 @@ var _ = Describe("GatewayConfig validation by the API server", func() {
 			Type: corev1.ServiceTypeClusterIP, LoadBalancerClass: ptr.To("example.com/lb")}}, "service.loadBalancerClass needs service.type LoadBalancer"),
 		Entry("malformed port range", gatewayv1alpha1.GatewayConfigSpec{Tuning: &gatewayv1alpha1.TuningSpec{IPLocalPortRange: "1024-65000"}},
 			`spec.tuning.ipLocalPortRange: Invalid value: "1024-65000"`),
+		Entry("a trusted proxy that is not a CIDR", gatewayv1alpha1.GatewayConfigSpec{Defaults: &gatewayv1alpha1.DefaultsSpec{TrustedProxies: []string{"10.0.0.0/8", "lb.example.com"}}},
+			"defaults.trustedProxies must hold CIDRs or IP addresses"),
 		Entry("somaxconn too small", gatewayv1alpha1.GatewayConfigSpec{Tuning: &gatewayv1alpha1.TuningSpec{Somaxconn: ptr.To(int32(1))}},
 			"spec.tuning.somaxconn: Invalid value: 1: spec.tuning.somaxconn in body should be greater than or equal to 128"),
 	)

@@ -3,6 +3,7 @@ package v1alpha1
 import (
 	corev1 "k8s.io/api/core/v1"
 	networkingv1 "k8s.io/api/networking/v1"
+	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/intstr"
 )
@@ -129,8 +130,45 @@ type GatewayConfigSpec struct {
 	Paused bool `json:"paused,omitempty"`
 }
 
-// DefaultsSpec holds instance-wide settings.
+// +kubebuilder:validation:XValidation:rule="!has(self.trustedProxies) || self.trustedProxies.all(c, isCIDR(c) || isIP(c))",message="defaults.trustedProxies must hold CIDRs or IP addresses"
+// DefaultsSpec holds instance-wide settings. They become gatewaypod
+// command-line flags, so changing one rolls the gateway pods (gracefully);
+// per-route settings from annotations live in the snapshot instead.
 type DefaultsSpec struct {
+	// upstreamConnectTimeout bounds the TCP connect to an endpoint. Default 5s.
+	// +optional
+	UpstreamConnectTimeout *metav1.Duration `json:"upstreamConnectTimeout,omitempty"`
+	// upstreamReadTimeout bounds the wait for a response header and between
+	// two reads of a response body. Default 60s.
+	// +optional
+	UpstreamReadTimeout *metav1.Duration `json:"upstreamReadTimeout,omitempty"`
+	// upstreamSendTimeout bounds each write of a request body. Default 60s.
+	// +optional
+	UpstreamSendTimeout *metav1.Duration `json:"upstreamSendTimeout,omitempty"`
+	// upstreamRetries is how many other endpoints an idempotent request is
+	// tried on when a connection fails. Default 1.
+	// +kubebuilder:validation:Minimum=0
+	// +kubebuilder:validation:Maximum=10
+	// +optional
+	UpstreamRetries *int32 `json:"upstreamRetries,omitempty"`
+	// clientIdleTimeout closes idle client keep-alive connections. Default 120s.
+	// +optional
+	ClientIdleTimeout *metav1.Duration `json:"clientIdleTimeout,omitempty"`
+	// clientHeaderTimeout bounds reading a client's request header (slowloris). Default 10s.
+	// +optional
+	ClientHeaderTimeout *metav1.Duration `json:"clientHeaderTimeout,omitempty"`
+	// maxBodySize refuses larger request bodies with 413. Default: no limit.
+	// The proxy-body-size annotation overrides it per route.
+	// +optional
+	MaxBodySize *resource.Quantity `json:"maxBodySize,omitempty"`
+	// trustedProxies are CIDRs (a load balancer in front of the pods) whose
+	// X-Forwarded-* and X-Real-IP headers are believed. Default: none.
+	// +optional
+	// +listType=atomic
+	// +kubebuilder:validation:MaxItems=64
+	// +kubebuilder:validation:items:MaxLength=43
+	TrustedProxies []string `json:"trustedProxies,omitempty"`
+
 	// defaultBackend serves requests that match no host of the instance.
 	// It takes precedence over an Ingress's spec.defaultBackend for
 	// unmatched hosts; without either, the gateway answers 404.

@@ -7,6 +7,8 @@ import (
 	"fmt"
 	"maps"
 	"strconv"
+	"strings"
+	"time"
 
 	appsv1 "k8s.io/api/apps/v1"
 	autoscalingv2 "k8s.io/api/autoscaling/v2"
@@ -97,7 +99,7 @@ func (in Instance) meta(name string) metav1.ObjectMeta {
 
 // Flags is the gatewaypod command line of this instance.
 func (in Instance) Flags() podflags.Flags {
-	return podflags.Flags{
+	f := podflags.Flags{
 		HTTPAddress:       fmt.Sprintf("$(%s):%d", podflags.EnvPodIP, podflags.DefaultHTTPPort),
 		HealthAddress:     fmt.Sprintf("$(%s):%d", podflags.EnvPodIP, podflags.DefaultHealthPort),
 		SnapshotNamespace: in.Namespace,
@@ -105,6 +107,32 @@ func (in Instance) Flags() podflags.Flags {
 		SnapshotFile:      podflags.DefaultSnapshotFile,
 		Instance:          in.GatewayConfig.Name,
 	}
+	d := in.GatewayConfig.Spec.Defaults
+	if d == nil {
+		return f
+	}
+	dur := func(v *metav1.Duration) time.Duration {
+		if v == nil {
+			return 0
+		}
+		return v.Duration
+	}
+	f.UpstreamConnectTimeout = dur(d.UpstreamConnectTimeout)
+	f.UpstreamReadTimeout = dur(d.UpstreamReadTimeout)
+	f.UpstreamSendTimeout = dur(d.UpstreamSendTimeout)
+	f.ClientIdleTimeout = dur(d.ClientIdleTimeout)
+	f.ClientHeaderTimeout = dur(d.ClientHeaderTimeout)
+	if d.UpstreamRetries != nil {
+		f.UpstreamRetries = int(*d.UpstreamRetries)
+		if f.UpstreamRetries == 0 {
+			f.UpstreamRetries = -1 // podflags: 0 means "default", negative means none
+		}
+	}
+	if d.MaxBodySize != nil {
+		f.MaxBodyBytes = d.MaxBodySize.Value()
+	}
+	f.TrustedProxies = strings.Join(d.TrustedProxies, ",")
+	return f
 }
 
 // ServiceAccount is the identity of the gateway pods.

@@ -8,6 +8,10 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"net/netip"
+	"strconv"
+	"strings"
+	"time"
 )
 
 // Environment variables the Deployment sets through the downward API.
@@ -42,11 +46,64 @@ type Flags struct {
 	SnapshotFile string
 	// Instance is the GatewayConfig name, used in logs and metrics labels.
 	Instance string
+
+	// The fields below tune the data plane. Their zero value means "the
+	// built-in default" and Args leaves them out, so a Deployment written by
+	// an operator that does not know them keeps its exact command line.
+
+	// TrustedProxies is a comma-separated list of CIDRs whose X-Forwarded-*
+	// and X-Real-IP headers are believed (a load balancer in front of the
+	// pods). Empty: trust no one, always replace them.
+	TrustedProxies string
+	// UpstreamConnectTimeout bounds the TCP connect to an endpoint (default 5s).
+	UpstreamConnectTimeout time.Duration
+	// UpstreamReadTimeout bounds the wait for a response header and between
+	// two reads of a response body (default 60s).
+	UpstreamReadTimeout time.Duration
+	// UpstreamSendTimeout bounds each write of a request body (default 60s).
+	UpstreamSendTimeout time.Duration
+	// UpstreamRetries is how many other endpoints an idempotent request is
+	// tried on when a connection fails: 0 means the default (1), negative none.
+	UpstreamRetries int
+	// ClientHeaderTimeout bounds reading a client's request header (default 10s).
+	ClientHeaderTimeout time.Duration
+	// ClientIdleTimeout closes client keep-alive connections idle for longer
+	// (default 120s).
+	ClientIdleTimeout time.Duration
+	// MaxHeaderBytes caps a client's request line and headers (default 64 KiB).
+	MaxHeaderBytes int
+	// MaxBodyBytes refuses larger request bodies with 413 (default: no limit).
+	MaxBodyBytes int64
+	// AdminAddress, when set, serves /debug/snapshot (and pprof when
+	// EnablePprof) on a separate listener; keep it on loopback.
+	AdminAddress string
+	// EnablePprof adds /debug/pprof/ to the admin listener.
+	EnablePprof bool
+}
+
+// Prefixes parses TrustedProxies.
+func (f Flags) Prefixes() ([]netip.Prefix, error) {
+	var out []netip.Prefix
+	for _, s := range strings.Split(f.TrustedProxies, ",") {
+		if s = strings.TrimSpace(s); s == "" {
+			continue
+		}
+		p, err := netip.ParsePrefix(s)
+		if err != nil {
+			a, aerr := netip.ParseAddr(s)
+			if aerr != nil {
+				return nil, fmt.Errorf("--trusted-proxies: %q is not a CIDR or address: %w", s, err)
+			}
+			p = netip.PrefixFrom(a, a.BitLen())
+		}
+		out = append(out, p.Masked())
+	}
+	return out, nil
 }
 
 // Args renders f as the container args the Deployment carries.
 func (f Flags) Args() []string {
-	return []string{
+	args := []string{
 		"--http-address=" + f.HTTPAddress,
 		"--health-address=" + f.HealthAddress,
 		"--snapshot-namespace=" + f.SnapshotNamespace,
@@ -54,6 +111,23 @@ func (f Flags) Args() []string {
 		"--snapshot-file=" + f.SnapshotFile,
 		"--instance=" + f.Instance,
 	}
+	add := func(name string, set bool, v string) {
+		if set {
+			args = append(args, "--"+name+"="+v)
+		}
+	}
+	add("trusted-proxies", f.TrustedProxies != "", f.TrustedProxies)
+	add("upstream-connect-timeout", f.UpstreamConnectTimeout != 0, f.UpstreamConnectTimeout.String())
+	add("upstream-read-timeout", f.UpstreamReadTimeout != 0, f.UpstreamReadTimeout.String())
+	add("upstream-send-timeout", f.UpstreamSendTimeout != 0, f.UpstreamSendTimeout.String())
+	add("upstream-retries", f.UpstreamRetries != 0, strconv.Itoa(f.UpstreamRetries))
+	add("client-header-timeout", f.ClientHeaderTimeout != 0, f.ClientHeaderTimeout.String())
+	add("client-idle-timeout", f.ClientIdleTimeout != 0, f.ClientIdleTimeout.String())
+	add("max-header-bytes", f.MaxHeaderBytes != 0, strconv.Itoa(f.MaxHeaderBytes))
+	add("max-body-bytes", f.MaxBodyBytes != 0, strconv.FormatInt(f.MaxBodyBytes, 10))
+	add("admin-address", f.AdminAddress != "", f.AdminAddress)
+	add("enable-pprof", f.EnablePprof, "true")
+	return args
 }
 
 // Parse reads the args written by Args (and nothing else).
@@ -66,6 +140,17 @@ func Parse(args []string) (Flags, error) {
 	fs.StringVar(&f.SnapshotConfigMap, "snapshot-configmap", "", "name of the snapshot ConfigMap to watch through the API")
 	fs.StringVar(&f.SnapshotFile, "snapshot-file", DefaultSnapshotFile, "mounted snapshot used at boot until the API answers")
 	fs.StringVar(&f.Instance, "instance", "", "GatewayConfig name, for logs and metrics")
+	fs.StringVar(&f.TrustedProxies, "trusted-proxies", "", "comma-separated CIDRs whose X-Forwarded-* headers are trusted")
+	fs.DurationVar(&f.UpstreamConnectTimeout, "upstream-connect-timeout", 0, "TCP connect timeout to endpoints (0: 5s)")
+	fs.DurationVar(&f.UpstreamReadTimeout, "upstream-read-timeout", 0, "wait for a response header / between body reads (0: 60s)")
+	fs.DurationVar(&f.UpstreamSendTimeout, "upstream-send-timeout", 0, "timeout of each request body write (0: 60s)")
+	fs.IntVar(&f.UpstreamRetries, "upstream-retries", 0, "other endpoints tried on connection failure, idempotent requests only (0: 1, <0: none)")
+	fs.DurationVar(&f.ClientHeaderTimeout, "client-header-timeout", 0, "timeout to read a client's request header (0: 10s)")
+	fs.DurationVar(&f.ClientIdleTimeout, "client-idle-timeout", 0, "close idle client keep-alive connections after (0: 120s)")
+	fs.IntVar(&f.MaxHeaderBytes, "max-header-bytes", 0, "largest request header accepted (0: 64 KiB)")
+	fs.Int64Var(&f.MaxBodyBytes, "max-body-bytes", 0, "largest request body accepted, 413 above (0: no limit)")
+	fs.StringVar(&f.AdminAddress, "admin-address", "", "address for /debug/snapshot and optional pprof (empty: off)")
+	fs.BoolVar(&f.EnablePprof, "enable-pprof", false, "serve /debug/pprof/ on --admin-address")
 	if err := fs.Parse(args); err != nil {
 		return Flags{}, err
 	}
@@ -78,6 +163,24 @@ func Parse(args []string) (Flags, error) {
 	}
 	if f.SnapshotConfigMap == "" && f.SnapshotFile == "" {
 		errs = append(errs, errors.New("one of --snapshot-configmap or --snapshot-file is required"))
+	}
+	if _, err := f.Prefixes(); err != nil {
+		errs = append(errs, err)
+	}
+	for name, d := range map[string]time.Duration{
+		"upstream-connect-timeout": f.UpstreamConnectTimeout, "upstream-read-timeout": f.UpstreamReadTimeout,
+		"upstream-send-timeout": f.UpstreamSendTimeout, "client-header-timeout": f.ClientHeaderTimeout,
+		"client-idle-timeout": f.ClientIdleTimeout,
+	} {
+		if d < 0 {
+			errs = append(errs, fmt.Errorf("--%s must not be negative", name))
+		}
+	}
+	if f.MaxHeaderBytes < 0 || f.MaxBodyBytes < 0 {
+		errs = append(errs, errors.New("--max-header-bytes and --max-body-bytes must not be negative"))
+	}
+	if f.EnablePprof && f.AdminAddress == "" {
+		errs = append(errs, errors.New("--enable-pprof needs --admin-address"))
 	}
 	return f, errors.Join(errs...)
 }
