@@ -73,6 +73,7 @@ test: k8s-assets verify-generated verify-config vet build ## Install the test co
 	# Short fuzz runs (seed corpora also run as plain tests below); run longer with FUZZTIME=10m.
 	$(GO) test ./controllers/annotations -run '^$$' -fuzz FuzzParse -fuzztime $(FUZZTIME)
 	$(GO) test ./gatewaypod/snapshot -run '^$$' -fuzz FuzzDecode -fuzztime $(FUZZTIME)
+	$(GO) test ./gatewaypod/proxy -run '^$$' -fuzz FuzzNormalizePath -fuzztime $(FUZZTIME)
 	# One package at a time: the envtest and e2e suites each run a control plane.
 	GATEWAYPOD_BIN=$(LOCALBIN)/gatewaypod $(GO) test -p 1 -count=1 -timeout 30m ./...
 

@@ -63,7 +63,20 @@ const (
 	shutdownTimeout = 25 * time.Second
 	// userAgent identifies gatewaypod's API requests in audit logs.
 	userAgent = "portico-gatewaypod"
+
+	// Client-side server limits used when the flags are zero.
+	defaultClientHeaderTimeout = 10 * time.Second
+	defaultClientIdleTimeout   = 120 * time.Second
+	defaultMaxHeaderBytes      = 64 << 10
 )
+
+func orDefault[T comparable](v, def T) T {
+	var zero T
+	if v == zero {
+		return def
+	}
+	return v
+}
 
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, os.Interrupt)
@@ -109,10 +122,22 @@ func run(ctx context.Context, args []string, logOut io.Writer) error {
 		ourReg = prometheus.WrapRegistererWith(prometheus.Labels{"gateway": flags.Instance}, reg)
 	}
 
-	px, err := proxy.New(proxy.Options{Registerer: ourReg, Logger: log})
+	trusted, _ := flags.Prefixes() // validated by Parse
+	px, err := proxy.New(proxy.Options{
+		Registerer:     ourReg,
+		Logger:         log,
+		TrustedProxies: trusted,
+		ConnectTimeout: flags.UpstreamConnectTimeout,
+		ReadTimeout:    flags.UpstreamReadTimeout,
+		SendTimeout:    flags.UpstreamSendTimeout,
+		Retries:        flags.UpstreamRetries,
+		MaxBodyBytes:   flags.MaxBodyBytes,
+	})
 	if err != nil {
 		return fail("Proxy setup failed", err)
 	}
+	defer px.Close()
+	var served atomic.Pointer[snapshot.Snapshot] // for /debug/snapshot
 
 	client, err := kubeClient(flags, log)
 	if err != nil {
@@ -134,6 +159,7 @@ func run(ctx context.Context, args []string, logOut io.Writer) error {
 				return err
 			}
 			px.Swap(rt)
+			served.Store(s)
 			reporter.Report(s.Version)
 			return nil
 		},
@@ -154,13 +180,22 @@ func run(ctx context.Context, args []string, logOut io.Writer) error {
 		httpLn.Close()
 		return fail("Listen failed", err, "address", flags.HealthAddress)
 	}
+	var adminLn net.Listener
+	if flags.AdminAddress != "" {
+		if adminLn, err = net.Listen("tcp", flags.AdminAddress); err != nil {
+			httpLn.Close()
+			healthLn.Close()
+			return fail("Listen failed", err, "address", flags.AdminAddress)
+		}
+	}
 
 	var draining atomic.Bool
 	serverLog := slog.NewLogLogger(log.Handler(), slog.LevelDebug) // TLS/handshake noise, bad clients
 	proxySrv := &http.Server{
 		Handler:           px,
-		ReadHeaderTimeout: 10 * time.Second,
-		IdleTimeout:       120 * time.Second,
+		ReadHeaderTimeout: orDefault(flags.ClientHeaderTimeout, defaultClientHeaderTimeout),
+		IdleTimeout:       orDefault(flags.ClientIdleTimeout, defaultClientIdleTimeout),
+		MaxHeaderBytes:    orDefault(flags.MaxHeaderBytes, defaultMaxHeaderBytes),
 		ErrorLog:          serverLog,
 	}
 	healthSrv := &http.Server{
@@ -184,6 +219,15 @@ func run(ctx context.Context, args []string, logOut io.Writer) error {
 	}
 	go serve(proxySrv, httpLn)
 	go serve(healthSrv, healthLn)
+	var adminSrv *http.Server
+	if adminLn != nil {
+		adminSrv = &http.Server{
+			Handler:           adminHandler(&served, flags.EnablePprof),
+			ReadHeaderTimeout: 5 * time.Second,
+			ErrorLog:          serverLog,
+		}
+		go serve(adminSrv, adminLn)
+	}
 	log.Info("Serving", "httpAddress", httpLn.Addr().String(), "healthAddress", healthLn.Addr().String(),
 		"snapshotFile", flags.SnapshotFile, "snapshotConfigMap", configMapRef(flags))
 
@@ -208,6 +252,9 @@ func run(ctx context.Context, args []string, logOut io.Writer) error {
 	}
 	if err := healthSrv.Shutdown(sctx); err != nil {
 		healthSrv.Close()
+	}
+	if adminSrv != nil {
+		adminSrv.Close()
 	}
 	stopBackground()
 	log.Info("Stopped")

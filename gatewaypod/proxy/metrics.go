@@ -26,6 +26,8 @@ import (
 const (
 	MetricRequests      = "portico_gatewaypod_requests_total"
 	MetricSnapshotSwaps = "portico_gatewaypod_snapshot_swaps_total"
+	// MetricEjectedEndpoints is a gauge of endpoints out of rotation.
+	MetricEjectedEndpoints = "portico_gatewaypod_ejected_endpoints"
 )
 
 // codeClasses are the values of the "code" label of MetricRequests.
@@ -34,6 +36,7 @@ var codeClasses = [...]string{"1xx", "2xx", "3xx", "4xx", "5xx"}
 type metrics struct {
 	requests [len(codeClasses)]prometheus.Counter
 	swaps    prometheus.Counter
+	ejected  prometheus.GaugeFunc
 }
 
 func newMetrics(reg prometheus.Registerer) (*metrics, error) {

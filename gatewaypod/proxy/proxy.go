@@ -14,16 +14,25 @@ See the License for the specific language governing permissions and
 limitations under the License.
 */
 
-// Package proxy is gatewaypod's HTTP data plane: an http.Handler that routes
-// each request with the current router.Router and forwards it to one endpoint
-// of the matched backend with httputil.ReverseProxy.
+// Package proxy is gatewaypod's HTTP data plane: an http.Handler that
+// normalises the request path, routes it with the current router.Router,
+// picks an endpoint of the matched backend with a balancer.Policy and
+// forwards the request over HTTP/1.1 keep-alive.
 //
 // The router is swapped atomically (Swap) and loaded once per request, so a
 // request sees one configuration from start to end and a swap never drops a
-// request or a keep-alive connection. Everything that must survive a swap,
-// the upstream connection pools (one shared http.Transport) and the
-// round-robin positions (keyed by backend name), lives in the Proxy, not in
-// the router.
+// request, a keep-alive connection or an upgraded (WebSocket) connection.
+// Everything that must survive a swap lives in the Proxy, not in the
+// router: the upstream connection pools and the per-endpoint balancer state
+// (in-flight counts, passive health, round-robin positions), all keyed by
+// address or backend name.
+//
+// The hot path does not use httputil.ReverseProxy: the stdlib Transport
+// runs two goroutines per upstream connection and hands every request
+// between them, which costs about as much CPU as the proxying itself. Here a
+// request is written and its response read on the handler's goroutine, on a
+// pooled connection, with headers written straight to the connection's
+// buffer. Upgrade requests (WebSocket) go through httputil.ReverseProxy.
 package proxy
 
 import (
@@ -34,23 +43,41 @@ import (
 	"net"
 	"net/http"
 	"net/http/httputil"
+	"net/netip"
 	"net/url"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/portico-dev/portico/gatewaypod/balancer"
 	"github.com/portico-dev/portico/gatewaypod/router"
+	"github.com/portico-dev/portico/gatewaypod/snapshot"
 )
 
 // ServerHeader is the Server header of every response the proxy generates
-// itself (404, 502, 503 ...), so they can be told apart from a backend's.
+// itself (400, 404, 502, 503 ...), so they can be told apart from a backend's.
 const ServerHeader = "portico"
 
 // StatusClientClosedRequest is recorded (as nginx does) when the client went
 // away before the backend answered; nobody receives it.
 const StatusClientClosedRequest = 499
+
+// Defaults applied to zero Options fields.
+const (
+	DefaultConnectTimeout          = 5 * time.Second
+	DefaultReadTimeout             = 60 * time.Second
+	DefaultSendTimeout             = 60 * time.Second
+	DefaultIdleConnTimeout         = 90 * time.Second
+	DefaultMaxIdleConnsPerEndpoint = 1024
+	DefaultRetries                 = 1
+	// endpointStateTTL is how long the state of an endpoint no snapshot
+	// uses any more is kept (an endpoint that comes back within it keeps
+	// its ejection and connections).
+	endpointStateTTL = 10 * time.Minute
+)
 
 // Options configures a Proxy. The zero value is usable.
 type Options struct {
@@ -59,23 +86,77 @@ type Options struct {
 	Registerer prometheus.Registerer
 	// Logger receives upstream errors. Nil discards them.
 	Logger *slog.Logger
-	// Transport forwards requests to endpoints. Nil means NewTransport().
-	// It is shared by every router, so connection pools survive swaps.
+	// Transport forwards Upgrade (WebSocket) requests, which go through
+	// httputil.ReverseProxy. Nil means NewTransport().
 	Transport http.RoundTripper
+	// TrustedProxies are the peers whose X-Forwarded-For/-Host/-Proto/-Port
+	// and X-Real-IP are believed and extended. From any other peer those
+	// headers are replaced, so a client cannot spoof its address.
+	TrustedProxies []netip.Prefix
+	// ConnectTimeout bounds the TCP connect to an endpoint (default 5 s).
+	ConnectTimeout time.Duration
+	// ReadTimeout bounds the wait for the response header and between two
+	// reads of the response body (default 60 s; nginx proxy_read_timeout).
+	ReadTimeout time.Duration
+	// SendTimeout bounds each write of a request body to the endpoint
+	// (default 60 s; nginx proxy_send_timeout).
+	SendTimeout time.Duration
+	// IdleConnTimeout closes upstream keep-alive connections idle for longer
+	// (default 90 s).
+	IdleConnTimeout time.Duration
+	// MaxIdleConnsPerEndpoint caps the idle keep-alive connections kept per
+	// endpoint (default 1024).
+	MaxIdleConnsPerEndpoint int
+	// MaxBodyBytes refuses request bodies larger than this with 413; 0 means
+	// no limit.
+	MaxBodyBytes int64
+	// Retries is how many other endpoints an idempotent request without a
+	// body is sent to when the connection to the chosen one fails (default 1;
+	// negative disables retries).
+	Retries int
+	// PassiveHealth ejects failing endpoints; nil means
+	// balancer.DefaultPassiveHealth, a zero value disables it.
+	PassiveHealth *balancer.PassiveHealth
 }
 
 // Proxy is an http.Handler that forwards requests according to the router
 // most recently given to Swap. Until the first Swap it answers 503.
 type Proxy struct {
-	router  atomic.Pointer[router.Router]
-	rr      roundRobin
-	rp      *httputil.ReverseProxy
-	log     *slog.Logger
-	metrics *metrics
+	state    atomic.Pointer[state]
+	registry *balancer.Registry
+	policy   balancer.Policy
+	pools    *connPools
+	upgrade  *httputil.ReverseProxy
+	buffers  *bufferPool
+	trust    trust
+	log      *slog.Logger
+	metrics  *metrics
+
+	readTimeout  time.Duration
+	sendTimeout  time.Duration
+	maxBodyBytes int64
+	retries      int
+	requestIDs   *requestIDs
+
+	stopJanitor chan struct{}
+	closeOnce   sync.Once
+}
+
+// state is one router with the balancing targets built for it on demand.
+type state struct {
+	rt      *router.Router
+	targets sync.Map // *snapshot.Backend -> *target
+}
+
+// target is a backend resolved against the proxy's per-endpoint state.
+type target struct {
+	pool  *balancer.Pool
+	hosts []*upstreamHost // parallel to pool.Endpoints
 }
 
 // New returns a Proxy with no router. It fails only if its metrics cannot
-// be registered (for example, registered twice on one registry).
+// be registered (for example, registered twice on one registry). Call Close
+// when done with it.
 func New(opts Options) (*Proxy, error) {
 	m, err := newMetrics(opts.Registerer)
 	if err != nil {
@@ -89,33 +170,101 @@ func New(opts Options) (*Proxy, error) {
 	if transport == nil {
 		transport = NewTransport()
 	}
-	p := &Proxy{log: log, metrics: m}
-	p.rp = &httputil.ReverseProxy{
-		Rewrite:      rewrite,
-		Transport:    transport,
-		BufferPool:   newBufferPool(),
-		ErrorHandler: p.upstreamError,
-		// Failures before the response reach upstreamError; what ReverseProxy
-		// logs itself is a connection closing mid-body, worth a debug line.
-		ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelDebug),
+	ph := balancer.DefaultPassiveHealth
+	if opts.PassiveHealth != nil {
+		ph = *opts.PassiveHealth
 	}
+	def := func(d, v time.Duration) time.Duration {
+		if v == 0 {
+			return d
+		}
+		return v
+	}
+	retries := opts.Retries
+	if retries == 0 {
+		retries = DefaultRetries
+	}
+	maxIdle := opts.MaxIdleConnsPerEndpoint
+	if maxIdle <= 0 {
+		maxIdle = DefaultMaxIdleConnsPerEndpoint
+	}
+	p := &Proxy{
+		registry: balancer.NewRegistry(ph),
+		policy:   balancer.RoundRobin{},
+		pools: &connPools{
+			dialer:      net.Dialer{Timeout: def(DefaultConnectTimeout, opts.ConnectTimeout), KeepAlive: 30 * time.Second},
+			maxIdle:     maxIdle,
+			idleTimeout: def(DefaultIdleConnTimeout, opts.IdleConnTimeout),
+			hosts:       map[string]*upstreamHost{},
+		},
+		buffers:      newBufferPool(),
+		trust:        trust{prefixes: opts.TrustedProxies},
+		log:          log,
+		metrics:      m,
+		readTimeout:  def(DefaultReadTimeout, opts.ReadTimeout),
+		sendTimeout:  def(DefaultSendTimeout, opts.SendTimeout),
+		maxBodyBytes: opts.MaxBodyBytes,
+		retries:      max(retries, 0),
+		requestIDs:   newRequestIDs(),
+		stopJanitor:  make(chan struct{}),
+	}
+	p.upgrade = &httputil.ReverseProxy{
+		Rewrite:      p.rewriteUpgrade,
+		Transport:    transport,
+		BufferPool:   p.buffers,
+		ErrorHandler: p.upgradeError,
+		ErrorLog:     slog.NewLogLogger(log.Handler(), slog.LevelDebug),
+	}
+	m.ejected = prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: MetricEjectedEndpoints,
+		Help: "Endpoints currently out of rotation after consecutive failures (passive health).",
+	}, func() float64 { return float64(p.registry.Ejected()) })
+	if opts.Registerer != nil {
+		if err := opts.Registerer.Register(m.ejected); err != nil {
+			return nil, err
+		}
+	}
+	go p.janitor()
 	return p, nil
 }
 
-// NewTransport returns the transport used when Options.Transport is nil:
-// plain HTTP/1.1 with keep-alive pools sized for many clients per endpoint,
-// no environment proxy, and no transparent compression (bodies pass through
-// as the backend sent them).
+// Close stops the background sweep and closes idle upstream connections.
+// Requests in flight are not affected.
+func (p *Proxy) Close() {
+	p.closeOnce.Do(func() {
+		close(p.stopJanitor)
+		p.pools.closeIdle()
+	})
+}
+
+// janitor closes upstream connections idle for too long even when no
+// traffic would notice.
+func (p *Proxy) janitor() {
+	t := time.NewTicker(10 * time.Second)
+	defer t.Stop()
+	for {
+		select {
+		case <-p.stopJanitor:
+			return
+		case <-t.C:
+			p.pools.sweep(nil)
+		}
+	}
+}
+
+// NewTransport returns the transport used for Upgrade requests when
+// Options.Transport is nil: plain HTTP/1.1, no environment proxy, no
+// transparent compression.
 func NewTransport() *http.Transport {
 	return &http.Transport{
 		Proxy: nil,
 		DialContext: (&net.Dialer{
-			Timeout:   5 * time.Second,
+			Timeout:   DefaultConnectTimeout,
 			KeepAlive: 30 * time.Second,
 		}).DialContext,
-		MaxIdleConns:          4096,
-		MaxIdleConnsPerHost:   1024,
-		IdleConnTimeout:       90 * time.Second,
+		MaxIdleConns:          64,
+		MaxIdleConnsPerHost:   8,
+		IdleConnTimeout:       DefaultIdleConnTimeout,
 		ExpectContinueTimeout: 1 * time.Second,
 		DisableCompression:    true,
 	}
@@ -128,96 +277,265 @@ func (p *Proxy) Swap(rt *router.Router) *router.Router {
 	if rt == nil {
 		panic("proxy: Swap(nil)")
 	}
-	old := p.router.Swap(rt)
-	p.rr.retain(rt.BackendNames())
+	old := p.state.Swap(&state{rt: rt})
 	p.metrics.swaps.Inc()
-	return old
+	p.registry.Sweep(endpointStateTTL, rt.BackendNames())
+	p.pools.sweep(func(addr string, ep *balancer.Endpoint) bool { return p.registry.Has(addr, ep) })
+	if old == nil {
+		return nil
+	}
+	return old.rt
 }
 
 // Router returns the router in use, or nil before the first Swap.
-func (p *Proxy) Router() *router.Router { return p.router.Load() }
+func (p *Proxy) Router() *router.Router {
+	if st := p.state.Load(); st != nil {
+		return st.rt
+	}
+	return nil
+}
 
-// upstreamKey carries the chosen endpoint from ServeHTTP to rewrite and
-// upstreamError through the request context.
-type upstreamKey struct{}
-
-type upstream struct {
-	backend string
-	addr    string
+// target returns the balancing target of b, building it on first use.
+func (p *Proxy) target(st *state, b *snapshot.Backend) *target {
+	if t, ok := st.targets.Load(b); ok {
+		return t.(*target)
+	}
+	pool := p.registry.Pool(b.Name, b.Endpoints, nil)
+	t := &target{pool: pool, hosts: make([]*upstreamHost, len(pool.Endpoints))}
+	for i, ep := range pool.Endpoints {
+		t.hosts[i] = p.pools.host(ep.Addr, ep)
+	}
+	actual, _ := st.targets.LoadOrStore(b, t)
+	return actual.(*target)
 }
 
 // ServeHTTP routes and forwards one request.
 func (p *Proxy) ServeHTTP(w http.ResponseWriter, req *http.Request) {
-	sw := &statusRecorder{ResponseWriter: w}
-	// Deferred so that a request aborted with panic(http.ErrAbortHandler)
-	// (a broken backend body) is counted too.
-	defer func() { p.metrics.observe(sw.status()) }()
-
-	rt := p.router.Load()
-	if rt == nil {
-		reply(sw, http.StatusServiceUnavailable, "no configuration loaded yet")
+	st := p.state.Load()
+	if st == nil {
+		p.reply(w, http.StatusServiceUnavailable, "no configuration loaded yet")
 		return
 	}
-	_, backend := rt.Match(req.Host, req.URL.Path)
+	fwdPath, match, err := normalizePath(requestPath(req))
+	if err != nil {
+		p.reply(w, http.StatusBadRequest, "bad request path")
+		return
+	}
+	_, backend := st.rt.Match(req.Host, match)
 	if backend == nil {
-		reply(sw, http.StatusNotFound, "no route for this host and path")
+		p.reply(w, http.StatusNotFound, "no route for this host and path")
 		return
 	}
-	addr := p.rr.pick(backend)
-	if addr == "" {
-		reply(sw, http.StatusServiceUnavailable, "no ready endpoints for this route")
+	t := p.target(st, backend)
+	i := p.policy.Select(t.pool, req)
+	if i < 0 {
+		p.reply(w, http.StatusServiceUnavailable, "no ready endpoints for this route")
 		return
 	}
-	ctx := context.WithValue(req.Context(), upstreamKey{}, upstream{backend: backend.Name, addr: addr})
-	p.rp.ServeHTTP(sw, req.WithContext(ctx))
+	if p.maxBodyBytes > 0 && req.ContentLength > p.maxBodyBytes {
+		p.reply(w, http.StatusRequestEntityTooLarge, "request body too large")
+		return
+	}
+	f := p.trust.forwarded(req)
+	if isUpgrade(req) {
+		p.serveUpgrade(w, req, t, i, fwdPath, match, &f)
+		return
+	}
+	if p.maxBodyBytes > 0 && req.Body != nil && req.Body != http.NoBody {
+		req.Body = http.MaxBytesReader(w, req.Body, p.maxBodyBytes)
+	}
+	uri := fwdPath
+	if req.URL.RawQuery != "" {
+		uri = fwdPath + "?" + req.URL.RawQuery
+	}
+	a := attempt{p: p, w: w, req: req, uri: uri, f: &f,
+		hasBody: req.Body != nil && req.Body != http.NoBody && req.ContentLength != 0}
+	for tries := 0; ; tries++ {
+		ep, h := t.pool.Endpoints[i], t.hosts[i]
+		ep.Acquire()
+		code, err := a.run(h)
+		ep.Release()
+		if err == nil {
+			if code >= 500 {
+				ep.ReportFailure(time.Now())
+			} else {
+				ep.ReportSuccess()
+			}
+			p.metrics.observe(code)
+			return
+		}
+		if err == errAborted {
+			ep.ReportFailure(time.Now())
+			p.metrics.observe(code)
+			panic(http.ErrAbortHandler)
+		}
+		var fl *failure
+		if !errors.As(err, &fl) {
+			fl = &failure{err: err}
+		}
+		if fl.status == 0 {
+			ep.ReportFailure(time.Now())
+		}
+		if fl.status == 0 && fl.replayable && tries < p.retries && idempotent(req.Method) && !a.hasBody {
+			if j := t.pool.Next(i); j >= 0 {
+				p.log.Debug("Retrying on another endpoint", "backend", t.pool.Name, "failed", ep.Addr, "next", t.pool.Endpoints[j].Addr, "err", err)
+				i = j
+				continue
+			}
+		}
+		p.upstreamError(w, req, t.pool.Name, ep.Addr, fl)
+		return
+	}
 }
 
-// rewrite points the outgoing request at the chosen endpoint. The inbound
-// Host header is kept (backends see the name the client asked for);
-// X-Forwarded-For/-Host/-Proto are set from this hop only, since
-// ReverseProxy removes the client's own X-Forwarded-* before Rewrite runs.
-func rewrite(pr *httputil.ProxyRequest) {
-	up := pr.In.Context().Value(upstreamKey{}).(upstream)
-	pr.SetURL(&url.URL{Scheme: "http", Host: up.addr})
-	pr.Out.Host = pr.In.Host
-	pr.SetXForwarded()
+// requestPath is the escaped path the client sent.
+func requestPath(req *http.Request) string {
+	uri := req.RequestURI
+	if uri == "" || uri[0] != '/' { // absolute-form, or a request not from net/http's server
+		return req.URL.EscapedPath()
+	}
+	if i := strings.IndexByte(uri, '?'); i >= 0 {
+		return uri[:i]
+	}
+	return uri
+}
+
+// idempotent methods may be sent twice (RFC 9110 9.2.2).
+func idempotent(method string) bool {
+	switch method {
+	case http.MethodGet, http.MethodHead, http.MethodOptions, http.MethodTrace, http.MethodPut, http.MethodDelete:
+		return true
+	}
+	return false
+}
+
+func isUpgrade(req *http.Request) bool {
+	return len(req.Header["Upgrade"]) > 0 && connectionListed(req.Header[hdrConnection], "upgrade")
 }
 
 // upstreamError answers when the request could not be forwarded: 504 on a
-// timeout, 502 otherwise (refused or reset connection, bad response).
-func (p *Proxy) upstreamError(w http.ResponseWriter, req *http.Request, err error) {
-	up, _ := req.Context().Value(upstreamKey{}).(upstream)
-	if req.Context().Err() != nil && errors.Is(err, context.Canceled) {
-		p.log.Debug("Client closed request", "backend", up.backend, "endpoint", up.addr, "err", err)
-		w.WriteHeader(StatusClientClosedRequest)
+// timeout, 502 otherwise; 413/400/499 when the client is the cause.
+func (p *Proxy) upstreamError(w http.ResponseWriter, req *http.Request, backend, addr string, f *failure) {
+	code := f.status
+	switch {
+	case code == StatusClientClosedRequest:
+		p.log.Debug("Client closed request", "backend", backend, "endpoint", addr, "err", f.err)
+		w.WriteHeader(code)
+		p.metrics.observe(code)
 		return
-	}
-	code := http.StatusBadGateway
-	if ne, ok := errors.AsType[net.Error](err); ok && ne.Timeout() {
+	case code != 0:
+	case isTimeout(f.err):
 		code = http.StatusGatewayTimeout
+	default:
+		code = http.StatusBadGateway
 	}
-	p.log.Warn("Upstream request failed", "backend", up.backend, "endpoint", up.addr,
-		"host", req.Host, "path", req.URL.Path, "status", code, "err", err)
-	reply(w, code, http.StatusText(code))
+	if code >= 500 {
+		p.log.Warn("Upstream request failed", "backend", backend, "endpoint", addr,
+			"host", req.Host, "path", req.URL.Path, "status", code, "err", f.err)
+	}
+	p.reply(w, code, http.StatusText(code))
+}
+
+func isTimeout(err error) bool {
+	ne, ok := errors.AsType[net.Error](err)
+	return ok && ne.Timeout() || errors.Is(err, context.DeadlineExceeded)
 }
 
 // reply writes a small plain-text response generated by the proxy itself.
-func reply(w http.ResponseWriter, code int, msg string) {
+func (p *Proxy) reply(w http.ResponseWriter, code int, msg string) {
 	h := w.Header()
 	h.Set("Server", ServerHeader)
 	h.Set("Content-Type", "text/plain; charset=utf-8")
 	h.Set("X-Content-Type-Options", "nosniff")
 	w.WriteHeader(code)
 	_, _ = io.WriteString(w, msg+"\n")
+	p.metrics.observe(code)
 }
 
-// bufferPool reuses ReverseProxy's 32 KiB copy buffers; allocating one per
-// request costs about a third of the throughput (research/perf-peers.md).
+// upgradeKey carries the upgrade's endpoint and paths to rewriteUpgrade.
+type upgradeKey struct{}
+
+type upgradeTarget struct {
+	addr        string
+	backend     string
+	path, raw   string
+	f           *forwarded
+	ep          *balancer.Endpoint
+	status      *statusRecorder
+	failureSeen bool
+}
+
+// serveUpgrade forwards a protocol upgrade (WebSocket) with
+// httputil.ReverseProxy, which hijacks both connections after the 101 and
+// copies bytes until either side closes. The upgraded connection does not
+// depend on the router, so swaps leave it alone.
+func (p *Proxy) serveUpgrade(w http.ResponseWriter, req *http.Request, t *target, i int, fwdPath, match string, f *forwarded) {
+	ep := t.pool.Endpoints[i]
+	sw := &statusRecorder{ResponseWriter: w}
+	ut := &upgradeTarget{addr: ep.Addr, backend: t.pool.Name, path: match, raw: fwdPath, f: f, ep: ep, status: sw}
+	ep.Acquire()
+	defer ep.Release()
+	defer func() { p.metrics.observe(sw.status()) }()
+	p.upgrade.ServeHTTP(sw, req.WithContext(context.WithValue(req.Context(), upgradeKey{}, ut)))
+	if !ut.failureSeen {
+		ep.ReportSuccess()
+	}
+}
+
+func (p *Proxy) rewriteUpgrade(pr *httputil.ProxyRequest) {
+	ut := pr.In.Context().Value(upgradeKey{}).(*upgradeTarget)
+	pr.Out.URL = &url.URL{Scheme: "http", Host: ut.addr, Path: ut.path, RawQuery: pr.In.URL.RawQuery}
+	if ut.raw != ut.path {
+		pr.Out.URL.RawPath = ut.raw
+	}
+	pr.Out.Host = pr.In.Host
+	ut.f.setHeaders(pr.In, pr.Out.Header)
+	if rid := pr.In.Header.Get(hdrXRequestID); !validRequestID(rid) {
+		pr.Out.Header.Set(hdrXRequestID, string(p.requestIDs.appendNext(nil)))
+	}
+}
+
+func (p *Proxy) upgradeError(w http.ResponseWriter, req *http.Request, err error) {
+	ut := req.Context().Value(upgradeKey{}).(*upgradeTarget)
+	ut.failureSeen = true
+	f := &failure{err: err}
+	if req.Context().Err() != nil {
+		f.status = StatusClientClosedRequest
+	} else {
+		ut.ep.ReportFailure(time.Now())
+	}
+	// reply below counts the request; the deferred observe in serveUpgrade
+	// counts it again, so undo by writing through the recorder only.
+	code := f.status
+	if code == 0 {
+		code = http.StatusBadGateway
+		if isTimeout(err) {
+			code = http.StatusGatewayTimeout
+		}
+		p.log.Warn("Upstream upgrade failed", "backend", ut.backend, "endpoint", ut.addr, "status", code, "err", err)
+	}
+	h := w.Header()
+	h.Set("Server", ServerHeader)
+	h.Set("Content-Type", "text/plain; charset=utf-8")
+	w.WriteHeader(code)
+	_, _ = io.WriteString(w, http.StatusText(code)+"\n")
+}
+
+// bufferPool reuses 32 KiB copy buffers; allocating one per request costs
+// about a third of the throughput (research/perf-peers.md). It also
+// implements httputil.BufferPool for the upgrade path.
 type bufferPool struct{ p sync.Pool }
 
 func newBufferPool() *bufferPool {
 	return &bufferPool{p: sync.Pool{New: func() any { b := make([]byte, 32*1024); return &b }}}
 }
 
-func (b *bufferPool) Get() []byte  { return *(b.p.Get().(*[]byte)) }
+// getBuf and putBuf keep the *[]byte, so pooling allocates nothing.
+func (b *bufferPool) getBuf() *[]byte  { return b.p.Get().(*[]byte) }
+func (b *bufferPool) putBuf(x *[]byte) { b.p.Put(x) }
+
+// Get implements httputil.BufferPool.
+func (b *bufferPool) Get() []byte { return *(b.p.Get().(*[]byte)) }
+
+// Put implements httputil.BufferPool.
 func (b *bufferPool) Put(x []byte) { b.p.Put(&x) }

@@ -93,6 +93,7 @@ func newProxy(t *testing.T, reg prometheus.Registerer) (*Proxy, *httptest.Server
 	if err != nil {
 		t.Fatal(err)
 	}
+	t.Cleanup(p.Close)
 	front := httptest.NewServer(p)
 	t.Cleanup(front.Close)
 	return p, front
@@ -243,25 +244,6 @@ func TestProxyRoundRobin(t *testing.T) {
 	}
 }
 
-func TestRoundRobinRetain(t *testing.T) {
-	var rr roundRobin
-	b := &snapshot.Backend{Name: "a", Endpoints: []string{"x:1", "y:1"}}
-	if got := []string{rr.pick(b), rr.pick(b), rr.pick(b)}; strings.Join(got, " ") != "x:1 y:1 x:1" {
-		t.Errorf("picks = %v", got)
-	}
-	if got := rr.pick(&snapshot.Backend{Name: "none"}); got != "" {
-		t.Errorf("pick(no endpoints) = %q", got)
-	}
-	rr.pick(&snapshot.Backend{Name: "gone", Endpoints: []string{"x:1", "y:1"}})
-	rr.retain([]string{"a"})
-	if _, ok := rr.counters.Load("gone"); ok {
-		t.Error("retain kept the counter of a backend that is gone")
-	}
-	if got := rr.pick(b); got != "y:1" {
-		t.Errorf("retain reset a kept counter: pick = %q, want y:1", got)
-	}
-}
-
 func TestProxyCountsSwaps(t *testing.T) {
 	reg := prometheus.NewPedanticRegistry()
 	p, _ := newProxy(t, reg)
@@ -300,7 +282,7 @@ func TestSwapUnderLoad(t *testing.T) {
 	p, front := newProxy(t, prometheus.NewRegistry())
 	p.Swap(routers[0])
 
-	ctx, cancel := context.WithTimeout(context.Background(), 8*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second) // a cap for a loaded box; ~0.5 s normally
 	defer cancel()
 	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: workers}}
 	defer client.CloseIdleConnections()
