@@ -76,6 +76,49 @@ type vhost struct {
 	routes       []route
 	def          *snapshot.Backend
 	redirectHost string
+	// exactIdx and prefixIdx index routes by path when the virtual host has
+	// no Regex route and every Prefix path is in canonical form; then a
+	// lookup costs one map probe per path element instead of a scan of all
+	// routes, and gives the same answer (see index). nil: scan.
+	exactIdx  map[string]int
+	prefixIdx map[string]int
+}
+
+// index builds exactIdx and prefixIdx. In the compiler's order (longer
+// paths first, Exact before Prefix on equal length) the first matching
+// route is: the Exact route equal to the path if any (nothing longer can
+// match), else the Prefix route with the longest prefix that is a whole
+// element prefix of the path. Both are found by lookups when Prefix paths
+// carry no trailing slash, so the index is used only then.
+func (vh *vhost) index() {
+	exact, prefix := map[string]int{}, map[string]int{}
+	for i := range vh.routes {
+		r := &vh.routes[i]
+		switch r.r.PathType {
+		case snapshot.PathExact:
+			if _, dup := exact[r.r.Path]; !dup {
+				exact[r.r.Path] = i
+			}
+		case snapshot.PathPrefix:
+			if r.r.Path != "/" && r.r.Path != r.prefix {
+				return // not canonical: keep the scan
+			}
+			if _, dup := prefix[r.prefix]; !dup {
+				prefix[r.prefix] = i
+			}
+		default:
+			return // Regex: order matters, keep the scan
+		}
+	}
+	// The scan order must agree with the index: check it is sorted the way
+	// the compiler sorts (a hand-made snapshot might not be).
+	for i := 1; i < len(vh.routes); i++ {
+		a, b := vh.routes[i-1].r, vh.routes[i].r
+		if len(a.Path) < len(b.Path) || (len(a.Path) == len(b.Path) && a.PathType == snapshot.PathPrefix && b.PathType == snapshot.PathExact) {
+			return
+		}
+	}
+	vh.exactIdx, vh.prefixIdx = exact, prefix
 }
 
 // route is a snapshot route with its matching and policies precomputed.
@@ -144,6 +187,7 @@ func CompileWithOptions(s *snapshot.Snapshot, opts Options) (*Router, error) {
 				addName(&rr.r.Canaries[k].Backend)
 			}
 		}
+		vh.index()
 		host := in.Host
 		switch {
 		case host == "":
@@ -332,6 +376,39 @@ func (rt *Router) host(host string) *vhost {
 
 // match returns the first route of vh that matches path, or nil.
 func (vh *vhost) match(path string) *route {
+	if vh.exactIdx != nil {
+		return vh.lookup(path)
+	}
+	return vh.scan(path)
+}
+
+// lookup is match through the index: the exact path, then each element
+// prefix of path from the longest to "" (the rule "/").
+func (vh *vhost) lookup(path string) *route {
+	if i, ok := vh.exactIdx[path]; ok {
+		return &vh.routes[i]
+	}
+	if len(vh.prefixIdx) == 0 {
+		return nil
+	}
+	p := strings.TrimRight(path, "/")
+	for {
+		if i, ok := vh.prefixIdx[p]; ok && vh.routes[i].matches(path) {
+			return &vh.routes[i]
+		}
+		if p == "" {
+			return nil
+		}
+		cut := strings.LastIndexByte(p, '/')
+		if cut < 0 {
+			return nil
+		}
+		p = p[:cut]
+	}
+}
+
+// scan is match by trying every route in order.
+func (vh *vhost) scan(path string) *route {
 	for i := range vh.routes {
 		if vh.routes[i].matches(path) {
 			return &vh.routes[i]
