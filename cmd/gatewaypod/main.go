@@ -138,6 +138,18 @@ func run(ctx context.Context, args []string, logOut io.Writer) error {
 	}
 	defer px.Close()
 	var served atomic.Pointer[snapshot.Snapshot] // for /debug/snapshot
+	var certs *proxy.CertStore                   // nil without --https-address
+	if flags.HTTPSAddress != "" {
+		certs, err = proxy.NewCertStore(func(name string) *snapshot.Certificate {
+			if rt := px.Router(); rt != nil {
+				return rt.Certificate(name)
+			}
+			return nil
+		}, ourReg, log)
+		if err != nil {
+			return fail("TLS setup failed", err)
+		}
+	}
 
 	client, err := kubeClient(flags, log)
 	if err != nil {
@@ -157,6 +169,9 @@ func run(ctx context.Context, args []string, logOut io.Writer) error {
 			rt, err := router.Compile(s)
 			if err != nil {
 				return err
+			}
+			if certs != nil {
+				certs.SetCertificates(s.Certificates)
 			}
 			px.Swap(rt)
 			served.Store(s)
@@ -180,12 +195,22 @@ func run(ctx context.Context, args []string, logOut io.Writer) error {
 		httpLn.Close()
 		return fail("Listen failed", err, "address", flags.HealthAddress)
 	}
-	var adminLn net.Listener
+	var adminLn, httpsLn net.Listener
 	if flags.AdminAddress != "" {
 		if adminLn, err = net.Listen("tcp", flags.AdminAddress); err != nil {
 			httpLn.Close()
 			healthLn.Close()
 			return fail("Listen failed", err, "address", flags.AdminAddress)
+		}
+	}
+	if flags.HTTPSAddress != "" {
+		if httpsLn, err = net.Listen("tcp", flags.HTTPSAddress); err != nil {
+			httpLn.Close()
+			healthLn.Close()
+			if adminLn != nil {
+				adminLn.Close()
+			}
+			return fail("Listen failed", err, "address", flags.HTTPSAddress)
 		}
 	}
 
@@ -211,14 +236,45 @@ func run(ctx context.Context, args []string, logOut io.Writer) error {
 	go func() { srcDone <- src.Run(bg) }()
 	go reporter.Run(bg)
 
-	serveErr := make(chan error, 2)
+	serveErr := make(chan error, 4)
 	serve := func(srv *http.Server, ln net.Listener) {
-		if err := srv.Serve(ln); !errors.Is(err, http.ErrServerClosed) {
+		var err error
+		if srv.TLSConfig != nil {
+			err = srv.ServeTLS(ln, "", "") // certificates come from TLSConfig
+		} else {
+			err = srv.Serve(ln)
+		}
+		if !errors.Is(err, http.ErrServerClosed) {
 			serveErr <- fmt.Errorf("serve %s: %w", ln.Addr(), err)
 		}
 	}
 	go serve(proxySrv, httpLn)
 	go serve(healthSrv, healthLn)
+	var httpsSrv *http.Server
+	if httpsLn != nil {
+		httpsSrv = &http.Server{
+			Handler:           px,
+			TLSConfig:         certs.TLSConfig(),
+			ReadHeaderTimeout: proxySrv.ReadHeaderTimeout,
+			IdleTimeout:       proxySrv.IdleTimeout,
+			MaxHeaderBytes:    proxySrv.MaxHeaderBytes,
+			ErrorLog:          serverLog,
+		}
+		go func() {
+			if err := source.WatchSecret(bg, source.SecretOptions{
+				Dir:       flags.TLSDirectory(),
+				Namespace: flags.SnapshotNamespace,
+				Name:      flags.TLSSecret,
+				Client:    client,
+				OnData:    certs.SetData,
+				Logger:    log,
+			}); err != nil {
+				serveErr <- fmt.Errorf("TLS Secret source: %w", err)
+			}
+		}()
+		go serve(httpsSrv, httpsLn)
+		log.Info("Serving TLS", "httpsAddress", httpsLn.Addr().String(), "tlsDir", flags.TLSDirectory(), "tlsSecret", flags.TLSSecret)
+	}
 	var adminSrv *http.Server
 	if adminLn != nil {
 		adminSrv = &http.Server{
@@ -249,6 +305,12 @@ func run(ctx context.Context, args []string, logOut io.Writer) error {
 	if err := proxySrv.Shutdown(sctx); err != nil {
 		log.Error("Proxy drain incomplete", "err", err)
 		proxySrv.Close()
+	}
+	if httpsSrv != nil {
+		if err := httpsSrv.Shutdown(sctx); err != nil {
+			log.Error("TLS proxy drain incomplete", "err", err)
+			httpsSrv.Close()
+		}
 	}
 	if err := healthSrv.Shutdown(sctx); err != nil {
 		healthSrv.Close()
@@ -287,7 +349,7 @@ func healthHandler(px *proxy.Proxy, draining *atomic.Bool, reg *prometheus.Regis
 // annotation. Credentials come from $KUBECONFIG when set, else from the
 // in-cluster ServiceAccount.
 func kubeClient(flags podflags.Flags, log *slog.Logger) (kubernetes.Interface, error) {
-	required := flags.SnapshotConfigMap != ""
+	required := flags.SnapshotConfigMap != "" || flags.HTTPSAddress != "" && flags.TLSSecret != ""
 	if !required && (os.Getenv(podflags.EnvPodName) == "" || os.Getenv(podflags.EnvPodNamespace) == "") {
 		return nil, nil
 	}

@@ -27,6 +27,10 @@ const (
 	DefaultHealthPort   = 8081
 	DefaultSnapshotDir  = "/etc/portico/snapshot"
 	DefaultSnapshotFile = DefaultSnapshotDir + "/snapshot.json"
+	// DefaultHTTPSPort is the port the Deployment passes to --https-address.
+	DefaultHTTPSPort = 8443
+	// DefaultTLSDir is where the instance TLS Secret is mounted.
+	DefaultTLSDir = "/etc/portico/tls"
 )
 
 // Flags configures one gatewaypod process.
@@ -79,6 +83,23 @@ type Flags struct {
 	AdminAddress string
 	// EnablePprof adds /debug/pprof/ to the admin listener.
 	EnablePprof bool
+	// HTTPSAddress, when set, terminates TLS there ("$(POD_IP):8443") with
+	// the snapshot's certificates; HTTP/2 is offered by ALPN.
+	HTTPSAddress string
+	// TLSDir is the mounted instance TLS Secret, read at boot (and polled
+	// when TLSSecret is empty); "" means DefaultTLSDir.
+	TLSDir string
+	// TLSSecret names the instance TLS Secret in SnapshotNamespace, watched
+	// through the API (get/list/watch on that one name).
+	TLSSecret string
+}
+
+// TLSDirectory is TLSDir or its default.
+func (f Flags) TLSDirectory() string {
+	if f.TLSDir == "" {
+		return DefaultTLSDir
+	}
+	return f.TLSDir
 }
 
 // Prefixes parses TrustedProxies.
@@ -127,6 +148,9 @@ func (f Flags) Args() []string {
 	add("max-body-bytes", f.MaxBodyBytes != 0, strconv.FormatInt(f.MaxBodyBytes, 10))
 	add("admin-address", f.AdminAddress != "", f.AdminAddress)
 	add("enable-pprof", f.EnablePprof, "true")
+	add("https-address", f.HTTPSAddress != "", f.HTTPSAddress)
+	add("tls-dir", f.TLSDir != "", f.TLSDir)
+	add("tls-secret", f.TLSSecret != "", f.TLSSecret)
 	return args
 }
 
@@ -151,6 +175,9 @@ func Parse(args []string) (Flags, error) {
 	fs.Int64Var(&f.MaxBodyBytes, "max-body-bytes", 0, "largest request body accepted, 413 above (0: no limit)")
 	fs.StringVar(&f.AdminAddress, "admin-address", "", "address for /debug/snapshot and optional pprof (empty: off)")
 	fs.BoolVar(&f.EnablePprof, "enable-pprof", false, "serve /debug/pprof/ on --admin-address")
+	fs.StringVar(&f.HTTPSAddress, "https-address", "", "address for TLS client traffic, HTTP/1.1 and HTTP/2 (empty: off)")
+	fs.StringVar(&f.TLSDir, "tls-dir", "", "mounted instance TLS Secret (empty: "+DefaultTLSDir+")")
+	fs.StringVar(&f.TLSSecret, "tls-secret", "", "instance TLS Secret in --snapshot-namespace to watch through the API")
 	if err := fs.Parse(args); err != nil {
 		return Flags{}, err
 	}
@@ -178,6 +205,9 @@ func Parse(args []string) (Flags, error) {
 	}
 	if f.MaxHeaderBytes < 0 || f.MaxBodyBytes < 0 {
 		errs = append(errs, errors.New("--max-header-bytes and --max-body-bytes must not be negative"))
+	}
+	if f.TLSSecret != "" && f.SnapshotNamespace == "" {
+		errs = append(errs, errors.New("--snapshot-namespace is required with --tls-secret"))
 	}
 	if f.EnablePprof && f.AdminAddress == "" {
 		errs = append(errs, errors.New("--enable-pprof needs --admin-address"))

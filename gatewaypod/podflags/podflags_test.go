@@ -25,7 +25,8 @@ func TestArgsRoundTripTuning(t *testing.T) {
 		TrustedProxies: "10.0.0.0/8,192.0.2.1", UpstreamConnectTimeout: time.Second, UpstreamReadTimeout: 2 * time.Second,
 		UpstreamSendTimeout: 3 * time.Second, UpstreamRetries: -1, ClientHeaderTimeout: 4 * time.Second,
 		ClientIdleTimeout: 5 * time.Second, MaxHeaderBytes: 8192, MaxBodyBytes: 1 << 20,
-		AdminAddress: "127.0.0.1:9", EnablePprof: true}
+		AdminAddress: "127.0.0.1:9", EnablePprof: true,
+		HTTPSAddress: ":3", TLSDir: "/tls", TLSSecret: "gw-tls", SnapshotNamespace: "ns"}
 	got, err := Parse(want.Args())
 	if err != nil {
 		t.Fatal(err)
@@ -47,13 +48,14 @@ func TestParseErrors(t *testing.T) {
 		args    []string
 		wantErr string
 	}{
-		"configmap without namespace": {[]string{"--snapshot-configmap=cm"}, "--snapshot-namespace is required"},
-		"no source at all":            {[]string{"--snapshot-file="}, "one of --snapshot-configmap or --snapshot-file"},
-		"stray argument":              {[]string{"--instance=x", "extra"}, "unexpected arguments"},
-		"unknown flag":                {[]string{"--reload-nginx"}, "flag provided but not defined"},
-		"bad cidr":                    {[]string{"--trusted-proxies=10.0.0.0/33"}, "--trusted-proxies"},
-		"negative timeout":            {[]string{"--upstream-read-timeout=-1s"}, "must not be negative"},
-		"pprof without admin":         {[]string{"--enable-pprof"}, "needs --admin-address"},
+		"configmap without namespace":  {[]string{"--snapshot-configmap=cm"}, "--snapshot-namespace is required"},
+		"no source at all":             {[]string{"--snapshot-file="}, "one of --snapshot-configmap or --snapshot-file"},
+		"stray argument":               {[]string{"--instance=x", "extra"}, "unexpected arguments"},
+		"unknown flag":                 {[]string{"--reload-nginx"}, "flag provided but not defined"},
+		"bad cidr":                     {[]string{"--trusted-proxies=10.0.0.0/33"}, "--trusted-proxies"},
+		"negative timeout":             {[]string{"--upstream-read-timeout=-1s"}, "must not be negative"},
+		"pprof without admin":          {[]string{"--enable-pprof"}, "needs --admin-address"},
+		"tls secret without namespace": {[]string{"--tls-secret=s"}, "--snapshot-namespace is required with --tls-secret"},
 	}
 	for name, tc := range tests {
 		t.Run(name, func(t *testing.T) {

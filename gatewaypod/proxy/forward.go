@@ -40,6 +40,17 @@ type attempt struct {
 	f   *forwarded
 	// hasBody: the request has a body to stream (it can then not be replayed).
 	hasBody bool
+	// host is the Host header sent upstream: the client's, or the route's
+	// upstream-vhost.
+	host string
+	// prefix, when set, is sent as X-Forwarded-Prefix (rewrite routes).
+	prefix string
+	// Timeouts of this request: the route's Upstream or the proxy's.
+	connectTimeout, readTimeout, sendTimeout time.Duration
+	// cors, when set, decorates the response (allowed cross-origin request).
+	cors *corsReply
+	// setCookie, when set, is added as a Set-Cookie header (affinity).
+	setCookie string
 }
 
 // failure classifies an attempt that produced no response for the client.
@@ -66,7 +77,7 @@ var errAborted = errors.New("response aborted")
 func (a *attempt) run(h *upstreamHost) (int, error) {
 	ctx := a.req.Context()
 	for try := 0; ; try++ {
-		pc, reused, err := h.get(ctx)
+		pc, reused, err := h.get(ctx, a.connectTimeout)
 		if err != nil {
 			if ctx.Err() != nil {
 				return 0, &failure{err: err, status: StatusClientClosedRequest}
@@ -110,15 +121,17 @@ func (a *attempt) exchange(ctx context.Context, pc *upConn) (code int, err error
 		return 0, err
 	}
 
-	if p.readTimeout > 0 {
+	if rt := a.readTimeout; rt > 0 {
 		// Re-arming a deadline touches a runtime timer; on a busy
 		// keep-alive connection do it at most every readTimeout/64 (about 1 s
 		// for the default), so the effective timeout is within 2 % of the
 		// configured one. A cancellation sets a past deadline and closes the
 		// connection, so a stale deadline is never relied on.
-		if now := time.Now(); now.Sub(pc.armedAt) > p.readTimeout/64 {
-			pc.armedAt = now
-			_ = pc.conn.SetReadDeadline(now.Add(p.readTimeout))
+		// Routes may differ in timeout: a connection armed for another one
+		// is re-armed.
+		if now := time.Now(); pc.armedFor != rt || now.Sub(pc.armedAt) > rt/64 {
+			pc.armedAt, pc.armedFor = now, rt
+			_ = pc.conn.SetReadDeadline(now.Add(rt))
 		}
 	}
 	hdr := a.w.Header()
@@ -147,6 +160,12 @@ func (a *attempt) exchange(ctx context.Context, pc *upConn) (code int, err error
 	noBody := a.req.Method == http.MethodHead || rs.code == http.StatusNoContent || rs.code == http.StatusNotModified
 	if noBody {
 		rs.chunked, rs.length = false, 0
+	}
+	if a.cors != nil {
+		a.cors.decorate(hdr)
+	}
+	if a.setCookie != "" {
+		hdr["Set-Cookie"] = append(hdr["Set-Cookie"], a.setCookie)
 	}
 	a.w.WriteHeader(rs.code)
 	if noBody {
@@ -199,9 +218,9 @@ func (a *attempt) copyBody(pc *upConn, body io.Reader, length int64, flush bool)
 		if length >= 0 && int64(len(b)) > length-n {
 			b = b[:length-n]
 		}
-		if t := a.p.readTimeout; t > 0 && pc.br.Buffered() == 0 {
-			if now := time.Now(); now.Sub(pc.armedAt) > t/64 {
-				pc.armedAt = now
+		if t := a.readTimeout; t > 0 && pc.br.Buffered() == 0 {
+			if now := time.Now(); pc.armedFor != t || now.Sub(pc.armedAt) > t/64 {
+				pc.armedAt, pc.armedFor = now, t
 				_ = pc.conn.SetReadDeadline(now.Add(t))
 				if a.req.Context().Err() != nil {
 					return n, context.Canceled, nil
@@ -372,7 +391,7 @@ func (a *attempt) writeRequest(pc *upConn) error {
 	bw.WriteByte(' ')
 	bw.WriteString(a.uri)
 	bw.WriteString(" HTTP/1.1\r\nHost: ")
-	bw.WriteString(req.Host)
+	bw.WriteString(a.host)
 	bw.WriteString("\r\n")
 
 	conn := req.Header[hdrConnection]
@@ -387,6 +406,9 @@ func (a *attempt) writeRequest(pc *upConn) error {
 			continue
 		}
 		if k == hdrXRequestID && (len(vv) != 1 || !validRequestID(vv[0])) {
+			continue
+		}
+		if k == hdrXForwardedPrefix && a.prefix != "" {
 			continue
 		}
 		if len(conn) > 0 && connectionListed(conn, k) {
@@ -425,6 +447,11 @@ func (a *attempt) writeRequest(pc *upConn) error {
 		var nb [8]byte
 		bw.WriteString("X-Forwarded-Port: ")
 		bw.Write(strconv.AppendInt(nb[:0], int64(a.f.port), 10))
+		bw.WriteString("\r\n")
+	}
+	if a.prefix != "" {
+		bw.WriteString("X-Forwarded-Prefix: ")
+		bw.WriteString(a.prefix)
 		bw.WriteString("\r\n")
 	}
 	if rid := req.Header[hdrXRequestID]; len(rid) != 1 || !validRequestID(rid[0]) {
@@ -478,7 +505,7 @@ func (a *attempt) writeBody(pc *upConn, w io.Writer, length int64) error {
 		}
 		k, rerr := a.req.Body.Read(b)
 		if k > 0 {
-			if t := a.p.sendTimeout; t > 0 {
+			if t := a.sendTimeout; t > 0 {
 				_ = pc.conn.SetWriteDeadline(time.Now().Add(t))
 			}
 			if _, err := w.Write(b[:k]); err != nil {

@@ -29,14 +29,15 @@ import (
 
 // Canonical names of the headers the proxy sets or strips.
 const (
-	hdrConnection      = "Connection"
-	hdrForwarded       = "Forwarded"
-	hdrXForwardedFor   = "X-Forwarded-For"
-	hdrXForwardedHost  = "X-Forwarded-Host"
-	hdrXForwardedProto = "X-Forwarded-Proto"
-	hdrXForwardedPort  = "X-Forwarded-Port"
-	hdrXRealIP         = "X-Real-Ip"
-	hdrXRequestID      = "X-Request-Id"
+	hdrConnection       = "Connection"
+	hdrForwarded        = "Forwarded"
+	hdrXForwardedFor    = "X-Forwarded-For"
+	hdrXForwardedHost   = "X-Forwarded-Host"
+	hdrXForwardedProto  = "X-Forwarded-Proto"
+	hdrXForwardedPort   = "X-Forwarded-Port"
+	hdrXRealIP          = "X-Real-Ip"
+	hdrXRequestID       = "X-Request-Id"
+	hdrXForwardedPrefix = "X-Forwarded-Prefix"
 )
 
 // hopHeaders apply to one connection only and are never forwarded (RFC 9110

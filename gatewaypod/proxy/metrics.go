@@ -18,8 +18,13 @@ package proxy
 
 import (
 	"net/http"
+	"sync"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/portico-dev/portico/gatewaypod/router"
+	"github.com/portico-dev/portico/gatewaypod/snapshot"
 )
 
 // Metric names, exported so dashboards and tests share one spelling.
@@ -28,7 +33,30 @@ const (
 	MetricSnapshotSwaps = "portico_gatewaypod_snapshot_swaps_total"
 	// MetricEjectedEndpoints is a gauge of endpoints out of rotation.
 	MetricEjectedEndpoints = "portico_gatewaypod_ejected_endpoints"
+	// MetricRequestDuration is a histogram by backend and code class; the
+	// backend label is a snapshot backend name, or BackendNone for answers
+	// given before a backend was chosen (404, redirects, 400).
+	MetricRequestDuration = "portico_gatewaypod_request_duration_seconds"
+	// MetricCanaryRequests counts requests of routes that have canaries,
+	// by route (the Ingress, "namespace/name") and role (primary, canary).
+	MetricCanaryRequests = "portico_gatewaypod_canary_requests_total"
+	// MetricSnapshotInfo is 1 for the version being served.
+	MetricSnapshotInfo = "portico_gatewaypod_snapshot_info"
+	// MetricSnapshotApplied is when the served snapshot was swapped in.
+	MetricSnapshotApplied = "portico_gatewaypod_snapshot_applied_timestamp_seconds"
 )
+
+// BackendNone is the backend label of requests answered without a backend.
+const BackendNone = "none"
+
+// Values of the role label of MetricCanaryRequests.
+const (
+	RolePrimary = "primary"
+	RoleCanary  = "canary"
+)
+
+// durationBuckets span a cache hit to a slow upload, in seconds.
+var durationBuckets = []float64{.005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30, 60}
 
 // codeClasses are the values of the "code" label of MetricRequests.
 var codeClasses = [...]string{"1xx", "2xx", "3xx", "4xx", "5xx"}
@@ -37,6 +65,14 @@ type metrics struct {
 	requests [len(codeClasses)]prometheus.Counter
 	swaps    prometheus.Counter
 	ejected  prometheus.GaugeFunc
+	duration *prometheus.HistogramVec
+	edge     [len(codeClasses)]prometheus.Observer
+	canary   *prometheus.CounterVec
+	info     *prometheus.GaugeVec
+	applied  prometheus.Gauge
+
+	mu       sync.Mutex
+	backends map[string]bool // backend label values in use
 }
 
 func newMetrics(reg prometheus.Registerer) (*metrics, error) {
@@ -49,14 +85,33 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 			Name: MetricSnapshotSwaps,
 			Help: "Routers swapped in, one per applied snapshot.",
 		}),
+		duration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name:    MetricRequestDuration,
+			Help:    "Time from the request header to the end of the response, by backend and class of the status code.",
+			Buckets: durationBuckets,
+		}, []string{"backend", "code"}),
+		canary: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: MetricCanaryRequests,
+			Help: "Requests of routes with canaries, by route (Ingress) and backend role (primary or canary).",
+		}, []string{"route", "role"}),
+		info: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: MetricSnapshotInfo,
+			Help: "1 for the snapshot version being served.",
+		}, []string{"version"}),
+		applied: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: MetricSnapshotApplied,
+			Help: "Unix time the served snapshot was swapped in.",
+		}),
+		backends: map[string]bool{},
 	}
+	m.edge = m.durationFor(BackendNone)
 	// Resolve every label value up front: no map lookup per request, and all
 	// classes are exported from the start, at zero.
 	for i, c := range codeClasses {
 		m.requests[i] = reqs.WithLabelValues(c)
 	}
 	if reg != nil {
-		for _, c := range []prometheus.Collector{reqs, m.swaps} {
+		for _, c := range []prometheus.Collector{reqs, m.swaps, m.duration, m.canary, m.info, m.applied} {
 			if err := reg.Register(c); err != nil {
 				return nil, err
 			}
@@ -67,11 +122,63 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 
 // observe counts one finished request with status code.
 func (m *metrics) observe(code int) {
+	m.requests[codeClass(code)].Inc()
+}
+
+// codeClass is the index in codeClasses of a status code.
+func codeClass(code int) int {
 	i := code/100 - 1
-	if i < 0 || i >= len(m.requests) {
+	if i < 0 || i >= len(codeClasses) {
 		i = 4 // not a valid status: the client saw a broken response
 	}
-	m.requests[i].Inc()
+	return i
+}
+
+// durationFor resolves the histogram children of a backend.
+func (m *metrics) durationFor(backend string) [len(codeClasses)]prometheus.Observer {
+	m.mu.Lock()
+	m.backends[backend] = true
+	m.mu.Unlock()
+	var out [len(codeClasses)]prometheus.Observer
+	for i, c := range codeClasses {
+		out[i] = m.duration.WithLabelValues(backend, c)
+	}
+	return out
+}
+
+// roleFor resolves the canary counter of a route's primary or canary.
+func (m *metrics) roleFor(r *snapshot.Route, canary bool) prometheus.Counter {
+	name := r.Source
+	if name == "" {
+		name = r.Backend.Name
+	}
+	role := RolePrimary
+	if canary {
+		role = RoleCanary
+	}
+	return m.canary.WithLabelValues(name, role)
+}
+
+// swapped records a new router and drops the series of backends it no
+// longer has, so label values stay bounded by the snapshots served.
+// Canary series (one pair per Ingress with canaries) are kept.
+func (m *metrics) swapped(rt *router.Router) {
+	m.swaps.Inc()
+	m.info.Reset()
+	m.info.WithLabelValues(rt.Version()).Set(1)
+	m.applied.Set(float64(time.Now().UnixNano()) / 1e9)
+	keep := map[string]bool{BackendNone: true}
+	for _, n := range rt.BackendNames() {
+		keep[n] = true
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	for n := range m.backends {
+		if !keep[n] {
+			m.duration.DeletePartialMatch(prometheus.Labels{"backend": n})
+			delete(m.backends, n)
+		}
+	}
 }
 
 // statusRecorder remembers the final status code written to the client.

@@ -54,7 +54,6 @@ import (
 
 	"github.com/portico-dev/portico/gatewaypod/balancer"
 	"github.com/portico-dev/portico/gatewaypod/router"
-	"github.com/portico-dev/portico/gatewaypod/snapshot"
 )
 
 // ServerHeader is the Server header of every response the proxy generates
@@ -146,12 +145,6 @@ type Proxy struct {
 type state struct {
 	rt      *router.Router
 	targets sync.Map // *snapshot.Backend -> *target
-}
-
-// target is a backend resolved against the proxy's per-endpoint state.
-type target struct {
-	pool  *balancer.Pool
-	hosts []*upstreamHost // parallel to pool.Endpoints
 }
 
 // New returns a Proxy with no router. It fails only if its metrics cannot
@@ -278,7 +271,7 @@ func (p *Proxy) Swap(rt *router.Router) *router.Router {
 		panic("proxy: Swap(nil)")
 	}
 	old := p.state.Swap(&state{rt: rt})
-	p.metrics.swaps.Inc()
+	p.metrics.swapped(rt)
 	p.registry.Sweep(endpointStateTTL, rt.BackendNames())
 	p.pools.sweep(func(addr string, ep *balancer.Endpoint) bool { return p.registry.Has(addr, ep) })
 	if old == nil {
@@ -295,61 +288,105 @@ func (p *Proxy) Router() *router.Router {
 	return nil
 }
 
-// target returns the balancing target of b, building it on first use.
-func (p *Proxy) target(st *state, b *snapshot.Backend) *target {
-	if t, ok := st.targets.Load(b); ok {
-		return t.(*target)
-	}
-	pool := p.registry.Pool(b.Name, b.Endpoints, nil)
-	t := &target{pool: pool, hosts: make([]*upstreamHost, len(pool.Endpoints))}
-	for i, ep := range pool.Endpoints {
-		t.hosts[i] = p.pools.host(ep.Addr, ep)
-	}
-	actual, _ := st.targets.LoadOrStore(b, t)
-	return actual.(*target)
-}
-
 // ServeHTTP routes and forwards one request.
 func (p *Proxy) ServeHTTP(w http.ResponseWriter, req *http.Request) {
+	start := time.Now()
+	code, t, abort := p.serve(w, req)
+	p.metrics.observe(code)
+	obs := &p.metrics.edge
+	if t != nil {
+		obs = &t.duration
+	}
+	obs[codeClass(code)].Observe(time.Since(start).Seconds())
+	if abort {
+		panic(http.ErrAbortHandler)
+	}
+}
+
+// serve handles one request and returns the status sent to the client,
+// the target it was meant for (nil when answered before one was chosen),
+// and whether the client connection must be cut.
+func (p *Proxy) serve(w http.ResponseWriter, req *http.Request) (int, *target, bool) {
 	st := p.state.Load()
 	if st == nil {
-		p.reply(w, http.StatusServiceUnavailable, "no configuration loaded yet")
-		return
+		return p.reply(w, http.StatusServiceUnavailable, "no configuration loaded yet"), nil, false
 	}
 	fwdPath, match, err := normalizePath(requestPath(req))
 	if err != nil {
-		p.reply(w, http.StatusBadRequest, "bad request path")
-		return
+		return p.reply(w, http.StatusBadRequest, "bad request path"), nil, false
 	}
-	_, backend := st.rt.Match(req.Host, match)
-	if backend == nil {
-		p.reply(w, http.StatusNotFound, "no route for this host and path")
-		return
+	// Decide matches on URL.Path and builds redirects from RequestURI.
+	req.URL.Path, req.URL.RawPath = match, ""
+	if fwdPath != match {
+		req.URL.RawPath = fwdPath
 	}
-	t := p.target(st, backend)
-	i := p.policy.Select(t.pool, req)
-	if i < 0 {
-		p.reply(w, http.StatusServiceUnavailable, "no ready endpoints for this route")
-		return
+	d := st.rt.Decide(req)
+	if d.Redirect != nil {
+		return p.redirect(w, d.Redirect), nil, false
 	}
-	if p.maxBodyBytes > 0 && req.ContentLength > p.maxBodyBytes {
-		p.reply(w, http.StatusRequestEntityTooLarge, "request body too large")
-		return
+	if d.Backend == nil {
+		return p.reply(w, http.StatusNotFound, "no route for this host and path"), nil, false
 	}
+	t := p.target(st, &d)
 	f := p.trust.forwarded(req)
+	a := attempt{p: p, w: w, req: req, f: &f, host: req.Host, prefix: d.ForwardedPrefix,
+		connectTimeout: 0, readTimeout: p.readTimeout, sendTimeout: p.sendTimeout}
+	maxBody, retries := p.maxBodyBytes, p.retries
+	if r := d.Route; r != nil {
+		if r.Access != nil && !d.Allowed(clientAddr(&f)) {
+			return p.reply(w, http.StatusForbidden, "forbidden"), t, false
+		}
+		if r.CORS != nil {
+			if origin := req.Header.Get("Origin"); origin != "" {
+				if v, ok := d.AllowOrigin(origin); ok {
+					a.cors = &corsReply{c: r.CORS, origin: v} // allocated for CORS requests only
+					if isPreflight(req) {
+						return p.preflight(w, req, a.cors), t, false
+					}
+				}
+			}
+		}
+		if l := r.Limits; l != nil && l.MaxBodyBytes != nil {
+			maxBody = *l.MaxBodyBytes
+		}
+		if u := r.Upstream; u != nil {
+			if u.Host != "" {
+				a.host = u.Host
+			}
+			ms := func(v int, def time.Duration) time.Duration {
+				if v > 0 {
+					return time.Duration(v) * time.Millisecond
+				}
+				return def
+			}
+			a.connectTimeout = ms(u.ConnectTimeoutMs, 0)
+			a.readTimeout = ms(u.ReadTimeoutMs, a.readTimeout)
+			a.sendTimeout = ms(u.SendTimeoutMs, a.sendTimeout)
+			if u.Tries > 0 {
+				retries = u.Tries - 1 // nginx counts the first try
+			}
+		}
+	}
+	if t.role != nil {
+		t.role.Inc()
+	}
+	if maxBody > 0 && req.ContentLength > maxBody {
+		return p.reply(w, http.StatusRequestEntityTooLarge, "request body too large"), t, false
+	}
+	i, setCookie := t.pick(req)
+	if i < 0 {
+		return p.reply(w, http.StatusServiceUnavailable, "no ready endpoints for this route"), t, false
+	}
+	a.setCookie = setCookie
 	if isUpgrade(req) {
-		p.serveUpgrade(w, req, t, i, fwdPath, match, &f)
-		return
+		// Upgraded connections last long: they are counted, not timed.
+		return p.serveUpgrade(w, req, t, i, &d, fwdPath, &a), nil, false
 	}
-	if p.maxBodyBytes > 0 && req.Body != nil && req.Body != http.NoBody {
-		req.Body = http.MaxBytesReader(w, req.Body, p.maxBodyBytes)
+	if maxBody > 0 && req.Body != nil && req.Body != http.NoBody {
+		req.Body = http.MaxBytesReader(w, req.Body, maxBody)
 	}
-	uri := fwdPath
-	if req.URL.RawQuery != "" {
-		uri = fwdPath + "?" + req.URL.RawQuery
-	}
-	a := attempt{p: p, w: w, req: req, uri: uri, f: &f,
-		hasBody: req.Body != nil && req.Body != http.NoBody && req.ContentLength != 0}
+	a.uri = upstreamPath(&d, fwdPath)
+	a.hasBody = req.Body != nil && req.Body != http.NoBody && req.ContentLength != 0
 	for tries := 0; ; tries++ {
 		ep, h := t.pool.Endpoints[i], t.hosts[i]
 		ep.Acquire()
@@ -361,13 +398,11 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 			} else {
 				ep.ReportSuccess()
 			}
-			p.metrics.observe(code)
-			return
+			return code, t, false
 		}
 		if err == errAborted {
 			ep.ReportFailure(time.Now())
-			p.metrics.observe(code)
-			panic(http.ErrAbortHandler)
+			return code, t, true
 		}
 		var fl *failure
 		if !errors.As(err, &fl) {
@@ -376,15 +411,14 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 		if fl.status == 0 {
 			ep.ReportFailure(time.Now())
 		}
-		if fl.status == 0 && fl.replayable && tries < p.retries && idempotent(req.Method) && !a.hasBody {
+		if fl.status == 0 && fl.replayable && tries < retries && idempotent(req.Method) && !a.hasBody {
 			if j := t.pool.Next(i); j >= 0 {
 				p.log.Debug("Retrying on another endpoint", "backend", t.pool.Name, "failed", ep.Addr, "next", t.pool.Endpoints[j].Addr, "err", err)
 				i = j
 				continue
 			}
 		}
-		p.upstreamError(w, req, t.pool.Name, ep.Addr, fl)
-		return
+		return p.upstreamError(w, req, t.pool.Name, ep.Addr, fl), t, false
 	}
 }
 
@@ -415,14 +449,13 @@ func isUpgrade(req *http.Request) bool {
 
 // upstreamError answers when the request could not be forwarded: 504 on a
 // timeout, 502 otherwise; 413/400/499 when the client is the cause.
-func (p *Proxy) upstreamError(w http.ResponseWriter, req *http.Request, backend, addr string, f *failure) {
+func (p *Proxy) upstreamError(w http.ResponseWriter, req *http.Request, backend, addr string, f *failure) int {
 	code := f.status
 	switch {
 	case code == StatusClientClosedRequest:
 		p.log.Debug("Client closed request", "backend", backend, "endpoint", addr, "err", f.err)
 		w.WriteHeader(code)
-		p.metrics.observe(code)
-		return
+		return code
 	case code != 0:
 	case isTimeout(f.err):
 		code = http.StatusGatewayTimeout
@@ -433,7 +466,7 @@ func (p *Proxy) upstreamError(w http.ResponseWriter, req *http.Request, backend,
 		p.log.Warn("Upstream request failed", "backend", backend, "endpoint", addr,
 			"host", req.Host, "path", req.URL.Path, "status", code, "err", f.err)
 	}
-	p.reply(w, code, http.StatusText(code))
+	return p.reply(w, code, http.StatusText(code))
 }
 
 func isTimeout(err error) bool {
@@ -441,15 +474,16 @@ func isTimeout(err error) bool {
 	return ok && ne.Timeout() || errors.Is(err, context.DeadlineExceeded)
 }
 
-// reply writes a small plain-text response generated by the proxy itself.
-func (p *Proxy) reply(w http.ResponseWriter, code int, msg string) {
+// reply writes a small plain-text response generated by the proxy itself
+// and returns code.
+func (p *Proxy) reply(w http.ResponseWriter, code int, msg string) int {
 	h := w.Header()
 	h.Set("Server", ServerHeader)
 	h.Set("Content-Type", "text/plain; charset=utf-8")
 	h.Set("X-Content-Type-Options", "nosniff")
 	w.WriteHeader(code)
 	_, _ = io.WriteString(w, msg+"\n")
-	p.metrics.observe(code)
+	return code
 }
 
 // upgradeKey carries the upgrade's endpoint and paths to rewriteUpgrade.
@@ -459,6 +493,9 @@ type upgradeTarget struct {
 	addr        string
 	backend     string
 	path, raw   string
+	query       string
+	host        string
+	prefix      string
 	f           *forwarded
 	ep          *balancer.Endpoint
 	status      *statusRecorder
@@ -469,27 +506,34 @@ type upgradeTarget struct {
 // httputil.ReverseProxy, which hijacks both connections after the 101 and
 // copies bytes until either side closes. The upgraded connection does not
 // depend on the router, so swaps leave it alone.
-func (p *Proxy) serveUpgrade(w http.ResponseWriter, req *http.Request, t *target, i int, fwdPath, match string, f *forwarded) {
+func (p *Proxy) serveUpgrade(w http.ResponseWriter, req *http.Request, t *target, i int, d *router.Decision, fwdPath string, a *attempt) int {
 	ep := t.pool.Endpoints[i]
 	sw := &statusRecorder{ResponseWriter: w}
-	ut := &upgradeTarget{addr: ep.Addr, backend: t.pool.Name, path: match, raw: fwdPath, f: f, ep: ep, status: sw}
+	ut := &upgradeTarget{addr: ep.Addr, backend: t.pool.Name, path: d.Path, raw: fwdPath, query: d.RawQuery,
+		host: a.host, prefix: a.prefix, f: a.f, ep: ep, status: sw}
+	if d.Rewritten {
+		ut.raw = d.Path
+	}
 	ep.Acquire()
 	defer ep.Release()
-	defer func() { p.metrics.observe(sw.status()) }()
 	p.upgrade.ServeHTTP(sw, req.WithContext(context.WithValue(req.Context(), upgradeKey{}, ut)))
 	if !ut.failureSeen {
 		ep.ReportSuccess()
 	}
+	return sw.status()
 }
 
 func (p *Proxy) rewriteUpgrade(pr *httputil.ProxyRequest) {
 	ut := pr.In.Context().Value(upgradeKey{}).(*upgradeTarget)
-	pr.Out.URL = &url.URL{Scheme: "http", Host: ut.addr, Path: ut.path, RawQuery: pr.In.URL.RawQuery}
+	pr.Out.URL = &url.URL{Scheme: "http", Host: ut.addr, Path: ut.path, RawQuery: ut.query}
 	if ut.raw != ut.path {
 		pr.Out.URL.RawPath = ut.raw
 	}
-	pr.Out.Host = pr.In.Host
+	pr.Out.Host = ut.host
 	ut.f.setHeaders(pr.In, pr.Out.Header)
+	if ut.prefix != "" {
+		pr.Out.Header.Set(hdrXForwardedPrefix, ut.prefix)
+	}
 	if rid := pr.In.Header.Get(hdrXRequestID); !validRequestID(rid) {
 		pr.Out.Header.Set(hdrXRequestID, string(p.requestIDs.appendNext(nil)))
 	}
@@ -504,8 +548,7 @@ func (p *Proxy) upgradeError(w http.ResponseWriter, req *http.Request, err error
 	} else {
 		ut.ep.ReportFailure(time.Now())
 	}
-	// reply below counts the request; the deferred observe in serveUpgrade
-	// counts it again, so undo by writing through the recorder only.
+	// serveUpgrade counts the request with the status the recorder saw.
 	code := f.status
 	if code == 0 {
 		code = http.StatusBadGateway

@@ -60,7 +60,8 @@ type upConn struct {
 	br        *bufio.Reader
 	bw        *bufio.Writer
 	idleSince time.Time
-	armedAt   time.Time // when the read deadline was last set
+	armedAt   time.Time     // when the read deadline was last set
+	armedFor  time.Duration // the read timeout it was set for
 	// vals remembers the last value slice of each response header, so a
 	// header that repeats (Content-Type, Server, Date within a second) costs
 	// no allocation; the slices are never modified once published.
@@ -94,7 +95,8 @@ func (cp *connPools) host(addr string, ep *balancer.Endpoint) *upstreamHost {
 }
 
 // get returns an idle connection (reused true) or dials a new one.
-func (h *upstreamHost) get(ctx context.Context) (pc *upConn, reused bool, err error) {
+// connectTimeout, when not zero, replaces the dialer's timeout.
+func (h *upstreamHost) get(ctx context.Context, connectTimeout time.Duration) (pc *upConn, reused bool, err error) {
 	now := time.Now()
 	h.mu.Lock()
 	for len(h.idle) > 0 {
@@ -108,7 +110,13 @@ func (h *upstreamHost) get(ctx context.Context) (pc *upConn, reused bool, err er
 		pc.close()
 	}
 	h.mu.Unlock()
-	c, err := h.cp.dialer.DialContext(ctx, "tcp", h.addr)
+	d := &h.cp.dialer
+	if connectTimeout > 0 && connectTimeout != d.Timeout {
+		dd := *d
+		dd.Timeout = connectTimeout
+		d = &dd
+	}
+	c, err := d.DialContext(ctx, "tcp", h.addr)
 	if err != nil {
 		return nil, false, err
 	}

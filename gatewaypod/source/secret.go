@@ -1,0 +1,160 @@
+/*
+Copyright 2026 The Portico Authors.
+
+Licensed under the Apache License, Version 2.0 (the "License");
+you may not use this file except in compliance with the License.
+You may obtain a copy of the License at
+
+    http://www.apache.org/licenses/LICENSE-2.0
+
+Unless required by applicable law or agreed to in writing, software
+distributed under the License is distributed on an "AS IS" BASIS,
+WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+See the License for the specific language governing permissions and
+limitations under the License.
+*/
+
+package source
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"maps"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/fields"
+	"k8s.io/client-go/informers"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/tools/cache"
+)
+
+// SecretOptions configures WatchSecret.
+type SecretOptions struct {
+	// Dir is the mounted Secret, read at start (the boot fallback) and, when
+	// Name is empty, polled every PollInterval. "" skips it.
+	Dir string
+	// Namespace and Name name the Secret watched through the API; Name ""
+	// means directory-only.
+	Namespace string
+	Name      string
+	// Client reads the Secret; required with Name. RBAC: get/list/watch on
+	// that one resourceName (the list is restricted by field selector).
+	Client kubernetes.Interface
+	// OnData receives the Secret's data each time it changes; the map is
+	// the callee's. Calls never overlap.
+	OnData func(data map[string][]byte)
+	// PollInterval overrides DefaultPollInterval in directory-only mode.
+	PollInterval time.Duration
+	// Logger; nil discards.
+	Logger *slog.Logger
+}
+
+// WatchSecret feeds OnData from the mounted directory, then from the API
+// (or by polling the directory), until ctx is done.
+func WatchSecret(ctx context.Context, opts SecretOptions) error {
+	if opts.OnData == nil {
+		return errors.New("source: OnData is required")
+	}
+	if opts.Name != "" && (opts.Client == nil || opts.Namespace == "") {
+		return errors.New("source: Client and Namespace are required to watch a Secret")
+	}
+	log := opts.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	if opts.PollInterval <= 0 {
+		opts.PollInterval = DefaultPollInterval
+	}
+	var last map[string][]byte
+	offer := func(data map[string][]byte) {
+		if last != nil && maps.EqualFunc(last, data, func(a, b []byte) bool { return string(a) == string(b) }) {
+			return
+		}
+		last = data
+		opts.OnData(maps.Clone(data))
+	}
+	if opts.Dir != "" {
+		if data, err := ReadSecretDir(opts.Dir); err != nil {
+			log.Info("TLS directory not readable, waiting for another source", "path", opts.Dir, "err", err)
+		} else {
+			offer(data)
+		}
+	}
+	if opts.Name == "" {
+		if opts.Dir == "" {
+			<-ctx.Done()
+			return nil
+		}
+		t := time.NewTicker(opts.PollInterval)
+		defer t.Stop()
+		for {
+			select {
+			case <-ctx.Done():
+				return nil
+			case <-t.C:
+				if data, err := ReadSecretDir(opts.Dir); err == nil {
+					offer(data)
+				}
+			}
+		}
+	}
+	// The informer calls its handlers from one goroutine, so offer (and
+	// OnData) never run concurrently.
+	selector := fields.OneTermEqualSelector("metadata.name", opts.Name).String()
+	factory := informers.NewSharedInformerFactoryWithOptions(opts.Client, 0,
+		informers.WithNamespace(opts.Namespace),
+		informers.WithTweakListOptions(func(o *metav1.ListOptions) { o.FieldSelector = selector }),
+	)
+	inf := factory.Core().V1().Secrets().Informer()
+	on := func(obj any) {
+		if sec, ok := obj.(*corev1.Secret); ok && sec.Name == opts.Name {
+			offer(sec.Data)
+		}
+	}
+	if _, err := inf.AddEventHandler(cache.ResourceEventHandlerFuncs{
+		AddFunc:    on,
+		UpdateFunc: func(_, obj any) { on(obj) },
+		DeleteFunc: func(any) {
+			log.Warn("TLS Secret deleted, keeping the current certificates", "secret", opts.Namespace+"/"+opts.Name)
+		},
+	}); err != nil {
+		return err
+	}
+	log.Info("Watching TLS Secret", "secret", opts.Namespace+"/"+opts.Name)
+	factory.StartWithContext(ctx)
+	<-ctx.Done()
+	factory.Shutdown()
+	return nil
+}
+
+// ReadSecretDir reads a mounted Secret: one file per key, skipping the
+// kubelet's "..data" and timestamped directories.
+func ReadSecretDir(dir string) (map[string][]byte, error) {
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		return nil, err
+	}
+	out := map[string][]byte{}
+	for _, e := range entries {
+		if strings.HasPrefix(e.Name(), ".") {
+			continue
+		}
+		p := filepath.Join(dir, e.Name())
+		st, err := os.Stat(p) // follows the key's symlink
+		if err != nil || !st.Mode().IsRegular() {
+			continue
+		}
+		b, err := os.ReadFile(p)
+		if err != nil {
+			return nil, err
+		}
+		out[e.Name()] = b
+	}
+	return out, nil
+}
