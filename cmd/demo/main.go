@@ -74,10 +74,13 @@ func run(ctx context.Context, assets, crds, samples, gatewaypod string) error {
 	if _, err := os.Stat(gatewaypod); err != nil {
 		return fmt.Errorf("gatewaypod binary: %w (run make build)", err)
 	}
-	// The gateway pod listens on 127.0.0.1:8080 so your shell can reach it.
-	if ln, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", podflags.DefaultHTTPPort)); err != nil {
-		return fmt.Errorf("the demo gateway needs 127.0.0.1:%d, which is busy: %w", podflags.DefaultHTTPPort, err)
-	} else {
+	// The gateway pod listens on 127.0.0.1 (HTTP, HTTPS, health) so your
+	// shell can reach it.
+	for _, port := range []int{podflags.DefaultHTTPPort, podflags.DefaultHTTPSPort, podflags.DefaultHealthPort} {
+		ln, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", port))
+		if err != nil {
+			return fmt.Errorf("the demo gateway needs 127.0.0.1:%d, which is busy: %w", port, err)
+		}
 		ln.Close()
 	}
 	work, err := os.MkdirTemp("", "portico-demo-")

@@ -101,6 +101,8 @@ func (in Instance) meta(name string) metav1.ObjectMeta {
 func (in Instance) Flags() podflags.Flags {
 	f := podflags.Flags{
 		HTTPAddress:       fmt.Sprintf("$(%s):%d", podflags.EnvPodIP, podflags.DefaultHTTPPort),
+		HTTPSAddress:      fmt.Sprintf("$(%s):%d", podflags.EnvPodIP, podflags.DefaultHTTPSPort),
+		TLSSecret:         in.TLSSecret,
 		HealthAddress:     fmt.Sprintf("$(%s):%d", podflags.EnvPodIP, podflags.DefaultHealthPort),
 		SnapshotNamespace: in.Namespace,
 		SnapshotConfigMap: in.ConfigMap,
@@ -209,7 +211,7 @@ func (in Instance) ServiceType() corev1.ServiceType {
 // Service exposes the gateway pods.
 func (in Instance) Service() *corev1.Service {
 	gc := in.GatewayConfig
-	port := int32(80)
+	port, httpsPort := int32(80), int32(443)
 	svc := &corev1.Service{
 		TypeMeta:   metav1.TypeMeta{APIVersion: "v1", Kind: "Service"},
 		ObjectMeta: in.meta(in.Name),
@@ -222,13 +224,17 @@ func (in Instance) Service() *corev1.Service {
 		if s.HTTPPort != 0 {
 			port = s.HTTPPort
 		}
+		if s.HTTPSPort != 0 {
+			httpsPort = s.HTTPSPort
+		}
 		if len(s.Annotations) > 0 {
 			svc.Annotations = s.Annotations
 		}
 	}
-	svc.Spec.Ports = []corev1.ServicePort{{
-		Name: "http", Port: port, Protocol: corev1.ProtocolTCP, TargetPort: intstr.FromString("http"),
-	}}
+	svc.Spec.Ports = []corev1.ServicePort{
+		{Name: "http", Port: port, Protocol: corev1.ProtocolTCP, TargetPort: intstr.FromString("http")},
+		{Name: "https", Port: httpsPort, Protocol: corev1.ProtocolTCP, TargetPort: intstr.FromString("https")},
+	}
 	if s := gc.Spec.Service; s != nil && svc.Spec.Type == corev1.ServiceTypeLoadBalancer {
 		svc.Spec.LoadBalancerClass = s.LoadBalancerClass
 		svc.Spec.LoadBalancerSourceRanges = s.LoadBalancerSourceRanges
@@ -279,6 +285,7 @@ func (in Instance) Deployment(p Params) *appsv1.Deployment {
 		},
 		Ports: []corev1.ContainerPort{
 			{Name: "http", ContainerPort: podflags.DefaultHTTPPort, Protocol: corev1.ProtocolTCP},
+			{Name: "https", ContainerPort: podflags.DefaultHTTPSPort, Protocol: corev1.ProtocolTCP},
 			{Name: "health", ContainerPort: podflags.DefaultHealthPort, Protocol: corev1.ProtocolTCP},
 		},
 		ReadinessProbe: &corev1.Probe{ProbeHandler: corev1.ProbeHandler{HTTPGet: &corev1.HTTPGetAction{Path: "/readyz", Port: intstr.FromString("health")}},
