@@ -373,7 +373,11 @@ func (r *GatewayConfigReconciler) compile(ctx context.Context, gc *gatewayv1alph
 		}
 		ings.Items = gslices.DeleteFunc(ings.Items, func(i networkingv1.Ingress) bool { return !allowed[i.Namespace] })
 	}
-	secrets, err := r.tlsSecrets(ctx, ings.Items)
+	var defaultCert *types.NamespacedName
+	if d := gc.Spec.Defaults; d != nil && d.TLSCertificate != nil {
+		defaultCert = &types.NamespacedName{Namespace: d.TLSCertificate.Namespace, Name: d.TLSCertificate.Name}
+	}
+	secrets, err := r.tlsSecrets(ctx, ings.Items, defaultCert)
 	if err != nil {
 		return compile.Output{}, err
 	}
@@ -384,23 +388,34 @@ func (r *GatewayConfigReconciler) compile(ctx context.Context, gc *gatewayv1alph
 	if d := gc.Spec.Defaults; d != nil && d.DefaultBackend != nil {
 		in.DefaultBackend = &compile.BackendRef{Namespace: d.DefaultBackend.Namespace, Service: d.DefaultBackend.Service}
 	}
+	in.DefaultCertificate = defaultCert
 	return compile.Compile(in), nil
 }
 
 // tlsSecrets reads the Secrets named in spec.tls of the given Ingresses
 // (same namespace only, as the Ingress API defines). Missing ones are
 // left out: the compiler reports them.
-func (r *GatewayConfigReconciler) tlsSecrets(ctx context.Context, ings []networkingv1.Ingress) ([]corev1.Secret, error) {
+func (r *GatewayConfigReconciler) tlsSecrets(ctx context.Context, ings []networkingv1.Ingress, extra *types.NamespacedName) ([]corev1.Secret, error) {
 	reader := r.APIReader
 	if reader == nil {
 		reader = r.Client
 	}
-	seen := map[types.NamespacedName]bool{}
-	var out []corev1.Secret
+	var keys []types.NamespacedName
+	if extra != nil {
+		keys = append(keys, *extra)
+	}
 	for i := range ings {
 		for _, t := range ings[i].Spec.TLS {
-			key := types.NamespacedName{Namespace: ings[i].Namespace, Name: t.SecretName}
-			if t.SecretName == "" || seen[key] {
+			if t.SecretName != "" {
+				keys = append(keys, types.NamespacedName{Namespace: ings[i].Namespace, Name: t.SecretName})
+			}
+		}
+	}
+	seen := map[types.NamespacedName]bool{}
+	var out []corev1.Secret
+	{
+		for _, key := range keys {
+			if seen[key] {
 				continue
 			}
 			seen[key] = true

@@ -139,5 +139,18 @@ func (r *GatewayConfigReconciler) instancesForSecret(ctx context.Context, o clie
 		log.FromContext(ctx).Error(err, "Failed to list Ingresses by TLS Secret")
 		return nil
 	}
-	return r.instancesForIngresses(ctx, ings.Items)
+	reqs := r.instancesForIngresses(ctx, ings.Items)
+	// An instance's own default certificate.
+	var gcs gatewayv1alpha1.GatewayConfigList
+	if err := r.List(ctx, &gcs); err != nil {
+		log.FromContext(ctx).Error(err, "Failed to list GatewayConfigs")
+		return reqs
+	}
+	for _, gc := range gcs.Items {
+		if d := gc.Spec.Defaults; d != nil && d.TLSCertificate != nil &&
+			d.TLSCertificate.Namespace == o.GetNamespace() && d.TLSCertificate.Name == o.GetName() {
+			reqs = append(reqs, reconcile.Request{NamespacedName: types.NamespacedName{Name: gc.Name}})
+		}
+	}
+	return reqs
 }

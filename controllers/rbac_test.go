@@ -30,8 +30,8 @@ var _ = Describe("Gateway pod RBAC", func() {
 		}
 		can := func(sa, verb, resource, name string) bool {
 			sar := &authorizationv1.SubjectAccessReview{Spec: authorizationv1.SubjectAccessReviewSpec{
-				User:   "system:serviceaccount:tenancy:" + sa,
-				Groups: []string{"system:serviceaccounts", "system:serviceaccounts:tenancy", "system:authenticated"},
+				User:               "system:serviceaccount:tenancy:" + sa,
+				Groups:             []string{"system:serviceaccounts", "system:serviceaccounts:tenancy", "system:authenticated"},
 				ResourceAttributes: &authorizationv1.ResourceAttributes{Namespace: "tenancy", Verb: verb, Resource: resource, Name: name},
 			}}
 			Expect(k8sClient.Create(ctx, sar)).To(Succeed())

@@ -44,10 +44,14 @@ var _ = Describe("TLS material and the instance default backend", func() {
 		crt, key := selfSigned("secure.example.com")
 		Expect(k8sClient.Create(ctx, &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: "secure", Name: "site-tls"},
 			Type: corev1.SecretTypeTLS, Data: map[string][]byte{corev1.TLSCertKey: crt, corev1.TLSPrivateKeyKey: key}})).To(Succeed())
+		dcrt, dkey := selfSigned("fallback.invalid")
+		Expect(k8sClient.Create(ctx, &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: "secure", Name: "default-tls"},
+			Type: corev1.SecretTypeTLS, Data: map[string][]byte{corev1.TLSCertKey: dcrt, corev1.TLSPrivateKeyKey: dkey}})).To(Succeed())
 		Expect(k8sClient.Create(ctx, &corev1.Service{ObjectMeta: metav1.ObjectMeta{Namespace: "secure", Name: "fallback"},
 			Spec: corev1.ServiceSpec{Ports: []corev1.ServicePort{{Name: "http", Port: 80}}}})).To(Succeed())
 		Expect(k8sClient.Create(ctx, &gatewayv1alpha1.GatewayConfig{ObjectMeta: metav1.ObjectMeta{Name: "secure"},
 			Spec: gatewayv1alpha1.GatewayConfigSpec{Namespace: "secure", Defaults: &gatewayv1alpha1.DefaultsSpec{
+				TLSCertificate: &gatewayv1alpha1.SecretRef{Namespace: "secure", Name: "default-tls"},
 				DefaultBackend: &gatewayv1alpha1.DefaultBackendRef{Namespace: "secure",
 					Service: networkingv1.IngressServiceBackend{Name: "fallback", Port: networkingv1.ServiceBackendPort{Name: "http"}}}}}})).To(Succeed())
 		Expect(k8sClient.Create(ctx, &networkingv1.IngressClass{ObjectMeta: metav1.ObjectMeta{Name: "secure"},
@@ -72,7 +76,11 @@ var _ = Describe("TLS material and the instance default backend", func() {
 		Expect(payload).NotTo(ContainSubstring(strings.TrimSpace(string(key[40:80]))), "no key bytes in the ConfigMap")
 		snap, err := snapshot.Decode([]byte(payload))
 		Expect(err).NotTo(HaveOccurred())
-		Expect(snap.Certificates).To(HaveLen(1))
+		Expect(snap.Certificates).To(HaveLen(2))
+		Expect(snap.Certificates[0].Secret).To(Equal("secure/default-tls"))
+		Expect(snap.Certificates[0].Default).To(BeTrue(), "the instance default certificate comes first")
+		Expect(snap.Certificates[1].Hosts).To(Equal([]string{"secure.example.com"}))
+		snap.Certificates = snap.Certificates[1:]
 		Expect(snap.DefaultBackend).NotTo(BeNil())
 		Expect(snap.DefaultBackend.Name).To(ContainSubstring("secure/fallback"))
 

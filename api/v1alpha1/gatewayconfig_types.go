@@ -169,11 +169,30 @@ type DefaultsSpec struct {
 	// +kubebuilder:validation:items:MaxLength=43
 	TrustedProxies []string `json:"trustedProxies,omitempty"`
 
+	// tlsCertificate is a kubernetes.io/tls Secret served to TLS clients
+	// whose server name matches no Ingress host. Without it the first
+	// Ingress certificate is the fallback.
+	// +optional
+	TLSCertificate *SecretRef `json:"tlsCertificate,omitempty"`
 	// defaultBackend serves requests that match no host of the instance.
 	// It takes precedence over an Ingress's spec.defaultBackend for
 	// unmatched hosts; without either, the gateway answers 404.
 	// +optional
 	DefaultBackend *DefaultBackendRef `json:"defaultBackend,omitempty"`
+}
+
+// SecretRef names a Secret in a namespace.
+type SecretRef struct {
+	// namespace of the Secret.
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=63
+	// +required
+	Namespace string `json:"namespace"`
+	// name of the Secret.
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=253
+	// +required
+	Name string `json:"name"`
 }
 
 // DefaultBackendRef names a Service port in a namespace.

@@ -83,6 +83,10 @@ type Inputs struct {
 	// DefaultBackend is the instance's own default backend (from the
 	// GatewayConfig); nil when it has none.
 	DefaultBackend *BackendRef
+	// DefaultCertificate names the instance's default TLS Secret (from the
+	// GatewayConfig), served when no host matches the server name; it must
+	// be in Secrets. Nil: the first certificate serves as the default.
+	DefaultCertificate *types.NamespacedName
 }
 
 // BackendRef names a Service port in a namespace.
@@ -291,6 +295,13 @@ func Compile(in Inputs) Output {
 		c.res.Accepted, c.res.Reason = true, ReasonAccepted
 	}
 	snap.Certificates, out.TLSData = certificates(primaries, in.Secrets)
+	if in.DefaultCertificate != nil {
+		var w *Warning
+		snap.Certificates, out.TLSData, w = withDefaultCertificate(snap.Certificates, out.TLSData, *in.DefaultCertificate, in.Secrets)
+		if w != nil {
+			out.Warnings = append(out.Warnings, *w)
+		}
+	}
 
 	for _, host := range sortedKeys(b.hosts) {
 		vh := b.hosts[host]
@@ -745,6 +756,42 @@ func certificates(primaries []*compiled, secrets []corev1.Secret) ([]snapshot.Ce
 		out = append(out, *c)
 	}
 	return out, data
+}
+
+// withDefaultCertificate puts the instance's default certificate first in
+// certs, marked Default, adding its key material to data. An unusable Secret
+// is an instance warning and changes nothing.
+func withDefaultCertificate(certs []snapshot.Certificate, data map[string][]byte, ref types.NamespacedName, secrets []corev1.Secret) ([]snapshot.Certificate, map[string][]byte, *Warning) {
+	var s *corev1.Secret
+	for i := range secrets {
+		if secrets[i].Namespace == ref.Namespace && secrets[i].Name == ref.Name {
+			s = &secrets[i]
+		}
+	}
+	if s == nil {
+		return certs, data, &Warning{ReasonTLSSecretNotFound, fmt.Sprintf(
+			"spec.defaults.tlsCertificate: Secret %s not found; TLS clients without a matching host get no certificate", ref)}
+	}
+	if problem := checkTLSSecret(s); problem != "" {
+		return certs, data, &Warning{ReasonTLSSecretInvalid, fmt.Sprintf("spec.defaults.tlsCertificate: Secret %s %s", ref, problem)}
+	}
+	name := ref.String()
+	crt, key := s.Data[corev1.TLSCertKey], s.Data[corev1.TLSPrivateKeyKey]
+	def := snapshot.Certificate{Secret: name, Hash: snapshot.CertificateHash(crt, key), Default: true}
+	out := []snapshot.Certificate{def}
+	for _, c := range certs {
+		if c.Secret == name { // an Ingress uses the same Secret: one entry
+			out[0].Hosts = c.Hosts
+			continue
+		}
+		out = append(out, c)
+	}
+	if data == nil {
+		data = map[string][]byte{}
+	}
+	ck, kk := snapshot.CertificateDataKeys(name)
+	data[ck], data[kk] = crt, key
+	return out, data, nil
 }
 
 // checkTLSSecret returns "" when s is a usable TLS Secret, else what is wrong.

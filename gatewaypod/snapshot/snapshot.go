@@ -296,8 +296,12 @@ type Certificate struct {
 	Secret string `json:"secret"`
 	// Hash pins the content: see CertificateHash.
 	Hash string `json:"hash"`
-	// Hosts are lower-case names or one-label wildcards, sorted.
+	// Hosts are lower-case names or one-label wildcards, sorted. A Default
+	// certificate may have none.
 	Hosts []string `json:"hosts"`
+	// Default marks the instance's default certificate, served when no
+	// host matches the TLS server name. The compiler puts it first.
+	Default bool `json:"default,omitempty"`
 }
 
 // CertificateDataKeys returns the keys of the instance Secret that hold the

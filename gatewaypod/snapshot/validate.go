@@ -69,6 +69,9 @@ func (s *Snapshot) Validate() error {
 	}
 	certHosts := map[string]bool{}
 	for i := range s.Certificates {
+		if s.Certificates[i].Default && i != 0 {
+			errs = append(errs, fmt.Errorf("certificates[%d]: the default certificate must come first", i))
+		}
 		c := &s.Certificates[i]
 		where := fmt.Sprintf("certificates[%d]", i)
 		if ns, name, ok := strings.Cut(c.Secret, "/"); !ok || ns == "" || name == "" || strings.ContainsAny(c.Secret, "_ ") {
@@ -77,7 +80,7 @@ func (s *Snapshot) Validate() error {
 		if len(c.Hash) != 16 || strings.Trim(c.Hash, "0123456789abcdef") != "" {
 			errs = append(errs, fmt.Errorf("%s: hash %q is not 16 hex digits", where, c.Hash))
 		}
-		if len(c.Hosts) == 0 {
+		if len(c.Hosts) == 0 && !c.Default {
 			errs = append(errs, fmt.Errorf("%s: no hosts", where))
 		}
 		for j, h := range c.Hosts {
