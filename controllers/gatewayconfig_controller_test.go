@@ -217,6 +217,12 @@ var _ = Describe("GatewayConfig validation by the API server", func() {
 			`spec.tuning.ipLocalPortRange: Invalid value: "1024-65000"`),
 		Entry("a trusted proxy that is not a CIDR", gatewayv1alpha1.GatewayConfigSpec{Defaults: &gatewayv1alpha1.DefaultsSpec{TrustedProxies: []string{"10.0.0.0/8", "lb.example.com"}}},
 			"defaults.trustedProxies must hold CIDRs or IP addresses"),
+		Entry("a sample rate outside Sampled mode", gatewayv1alpha1.GatewayConfigSpec{Defaults: &gatewayv1alpha1.DefaultsSpec{
+			AccessLog: &gatewayv1alpha1.AccessLogSpec{Mode: "Full", SampleRate: "0.5"}}}, "accessLog.sampleRate needs accessLog.mode Sampled"),
+		Entry("a sample rate above one", gatewayv1alpha1.GatewayConfigSpec{Defaults: &gatewayv1alpha1.DefaultsSpec{
+			AccessLog: &gatewayv1alpha1.AccessLogSpec{Mode: "Sampled", SampleRate: "1.5"}}}, `spec.defaults.accessLog.sampleRate: Invalid value: "1.5"`),
+		Entry("an unknown access-log field", gatewayv1alpha1.GatewayConfigSpec{Defaults: &gatewayv1alpha1.DefaultsSpec{
+			AccessLog: &gatewayv1alpha1.AccessLogSpec{Mode: "Full", Fields: []string{"authorization"}}}}, `Unsupported value: "authorization"`),
 		Entry("somaxconn too small", gatewayv1alpha1.GatewayConfigSpec{Tuning: &gatewayv1alpha1.TuningSpec{Somaxconn: ptr.To(int32(1))}},
 			"spec.tuning.somaxconn: Invalid value: 1: spec.tuning.somaxconn in body should be greater than or equal to 128"),
 	)

@@ -169,6 +169,12 @@ type DefaultsSpec struct {
 	// +kubebuilder:validation:items:MaxLength=43
 	TrustedProxies []string `json:"trustedProxies,omitempty"`
 
+	// accessLog configures the gateway pods' JSON access log on stdout.
+	// +optional
+	AccessLog *AccessLogSpec `json:"accessLog,omitempty"`
+	// http2 offers HTTP/2 to TLS clients through ALPN. Default true.
+	// +optional
+	HTTP2 *bool `json:"http2,omitempty"`
 	// tlsCertificate is a kubernetes.io/tls Secret served to TLS clients
 	// whose server name matches no Ingress host. Without it the first
 	// Ingress certificate is the fallback.
@@ -179,6 +185,29 @@ type DefaultsSpec struct {
 	// unmatched hosts; without either, the gateway answers 404.
 	// +optional
 	DefaultBackend *DefaultBackendRef `json:"defaultBackend,omitempty"`
+}
+
+// AccessLogSpec configures the access log. Query strings are logged only
+// when the query field is chosen (they often carry tokens); request headers
+// other than the user agent are never logged.
+// +kubebuilder:validation:XValidation:rule="!has(self.sampleRate) || self.mode == 'Sampled'",message="accessLog.sampleRate needs accessLog.mode Sampled"
+type AccessLogSpec struct {
+	// mode is Off, Sampled (a fraction of requests) or Full.
+	// +kubebuilder:validation:Enum=Off;Sampled;Full
+	// +kubebuilder:default=Off
+	// +optional
+	Mode string `json:"mode,omitempty"`
+	// sampleRate is the logged fraction in Sampled mode, a decimal in
+	// (0, 1] such as "0.01". Default "0.01".
+	// +kubebuilder:validation:Pattern=`^(0?\.[0-9]*[1-9][0-9]*|1(\.0+)?)$`
+	// +optional
+	SampleRate string `json:"sampleRate,omitempty"`
+	// fields are the JSON keys of each line, in order. Default: time, remote,
+	// method, host, path, status, bytes, duration_ms, backend, request_id.
+	// +optional
+	// +listType=set
+	// +kubebuilder:validation:items:Enum=time;remote;method;host;path;query;status;bytes;duration_ms;backend;endpoint;request_id;user_agent;protocol
+	Fields []string `json:"fields,omitempty"`
 }
 
 // SecretRef names a Secret in a namespace.

@@ -58,6 +58,13 @@ func selfSigned(t *testing.T, name string) (crt, key []byte) {
 // TestRunHTTPS boots with --https-address and the certificates of a
 // mounted TLS directory, and serves HTTP/2 over TLS.
 func TestRunHTTPS(t *testing.T) {
+	t.Run("http2", func(t *testing.T) { testRunHTTPS(t, false) })
+	// --http2=false: a client asking for h2 speaks HTTP/1.1, and
+	// --access-log=full logs the request on stdout.
+	t.Run("http1 with access log", func(t *testing.T) { testRunHTTPS(t, true) })
+}
+
+func testRunHTTPS(t *testing.T, http1 bool) {
 	t.Setenv(podflags.EnvPodName, "")
 	backend := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		_, _ = io.WriteString(w, "hello "+r.Header.Get("X-Forwarded-Proto"))
@@ -85,8 +92,17 @@ func TestRunHTTPS(t *testing.T) {
 		t.Fatal(err)
 	}
 	httpAddr, healthAddr, httpsAddr := freeAddr(t), freeAddr(t), freeAddr(t)
-	args := podflags.Flags{HTTPAddress: httpAddr, HealthAddress: healthAddr, SnapshotFile: file, Instance: "gw",
-		HTTPSAddress: httpsAddr, TLSDir: dir}.Args()
+	flags := podflags.Flags{HTTPAddress: httpAddr, HealthAddress: healthAddr, SnapshotFile: file, Instance: "gw",
+		HTTPSAddress: httpsAddr, TLSDir: dir}
+	wantProto := "HTTP/2.0"
+	accessLog := &syncBuffer{}
+	if http1 {
+		flags.DisableHTTP2, flags.AccessLog, wantProto = true, podflags.AccessLogFull, "HTTP/1.1"
+		old := accessLogOut
+		accessLogOut = accessLog
+		defer func() { accessLogOut = old }()
+	}
+	args := flags.Args()
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	logs := &syncBuffer{}
@@ -114,7 +130,7 @@ func TestRunHTTPS(t *testing.T) {
 	}
 	body, _ := io.ReadAll(resp.Body)
 	resp.Body.Close()
-	if resp.StatusCode != 200 || string(body) != "hello https" || resp.Proto != "HTTP/2.0" {
+	if resp.StatusCode != 200 || string(body) != "hello https" || resp.Proto != wantProto {
 		t.Errorf("HTTPS GET = %d %s %q", resp.StatusCode, resp.Proto, body)
 	}
 	_, metrics, err := httpGet("http://"+healthAddr+"/metrics", "")
@@ -139,5 +155,14 @@ func TestRunHTTPS(t *testing.T) {
 		}
 	case <-time.After(5 * time.Second):
 		t.Fatal("run did not return after cancel")
+	}
+	if http1 {
+		// run has returned, so the log is flushed.
+		if got := accessLog.String(); !strings.Contains(got, `"host":"app.test","path":"/","status":200,`) ||
+			strings.Count(got, "\n") != 1 {
+			t.Errorf("access log = %q", got)
+		}
+	} else if got := accessLog.String(); got != "" {
+		t.Errorf("access log written while off: %q", got)
 	}
 }

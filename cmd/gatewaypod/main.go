@@ -70,6 +70,9 @@ const (
 	defaultMaxHeaderBytes      = 64 << 10
 )
 
+// accessLogOut receives the access log (JSON lines); tests replace it.
+var accessLogOut io.Writer = os.Stdout
+
 func orDefault[T comparable](v, def T) T {
 	var zero T
 	if v == zero {
@@ -122,7 +125,8 @@ func run(ctx context.Context, args []string, logOut io.Writer) error {
 		ourReg = prometheus.WrapRegistererWith(prometheus.Labels{"gateway": flags.Instance}, reg)
 	}
 
-	trusted, _ := flags.Prefixes() // validated by Parse
+	trusted, _ := flags.Prefixes()                // validated by Parse
+	accessFields, _ := flags.AccessLogFieldList() // validated by Parse
 	px, err := proxy.New(proxy.Options{
 		Registerer:     ourReg,
 		Logger:         log,
@@ -132,6 +136,11 @@ func run(ctx context.Context, args []string, logOut io.Writer) error {
 		SendTimeout:    flags.UpstreamSendTimeout,
 		Retries:        flags.UpstreamRetries,
 		MaxBodyBytes:   flags.MaxBodyBytes,
+		AccessLog: proxy.AccessLogOptions{
+			SampleRate: flags.AccessLogRate(),
+			Fields:     accessFields,
+			Out:        accessLogOut,
+		},
 	})
 	if err != nil {
 		return fail("Proxy setup failed", err)
@@ -254,7 +263,8 @@ func run(ctx context.Context, args []string, logOut io.Writer) error {
 	if httpsLn != nil {
 		httpsSrv = &http.Server{
 			Handler:           px,
-			TLSConfig:         certs.TLSConfig(),
+			TLSConfig:         certs.TLSConfigFor(!flags.DisableHTTP2),
+			Protocols:         proxy.ServerProtocols(!flags.DisableHTTP2),
 			ReadHeaderTimeout: proxySrv.ReadHeaderTimeout,
 			IdleTimeout:       proxySrv.IdleTimeout,
 			MaxHeaderBytes:    proxySrv.MaxHeaderBytes,
@@ -273,7 +283,8 @@ func run(ctx context.Context, args []string, logOut io.Writer) error {
 			}
 		}()
 		go serve(httpsSrv, httpsLn)
-		log.Info("Serving TLS", "httpsAddress", httpsLn.Addr().String(), "tlsDir", flags.TLSDirectory(), "tlsSecret", flags.TLSSecret)
+		log.Info("Serving TLS", "httpsAddress", httpsLn.Addr().String(), "tlsDir", flags.TLSDirectory(), "tlsSecret", flags.TLSSecret,
+			"http2", !flags.DisableHTTP2)
 	}
 	var adminSrv *http.Server
 	if adminLn != nil {

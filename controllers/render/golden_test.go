@@ -12,6 +12,7 @@ import (
 	"sigs.k8s.io/yaml"
 
 	gatewayv1alpha1 "github.com/portico-dev/portico/api/v1alpha1"
+	"github.com/portico-dev/portico/gatewaypod/podflags"
 )
 
 var update = flag.Bool("update", false, "rewrite testdata/*.out.yaml from the current output")
@@ -36,6 +37,10 @@ func TestGolden(t *testing.T) {
 				t.Fatalf("%s: %v", in, err)
 			}
 			inst := NewInstance(gc, Params{Namespace: "portico-system", Image: "ghcr.io/portico-dev/portico:v0.0.1"})
+			// Whatever the spec, gatewaypod parses the command line back to the same flags.
+			if got, err := podflags.Parse(inst.Flags().Args()); err != nil || got != inst.Flags() {
+				t.Fatalf("command line does not round-trip: %v\n got %+v\nwant %+v", err, got, inst.Flags())
+			}
 			objs := []any{inst.ServiceAccount(), inst.Role(), inst.RoleBinding(), inst.Service(), inst.Deployment(Params{Image: "ghcr.io/portico-dev/portico:v0.0.1"})}
 			if pdb := inst.PodDisruptionBudget(); pdb != nil {
 				objs = append(objs, pdb)

@@ -134,6 +134,17 @@ func (in Instance) Flags() podflags.Flags {
 		f.MaxBodyBytes = d.MaxBodySize.Value()
 	}
 	f.TrustedProxies = strings.Join(d.TrustedProxies, ",")
+	if d.HTTP2 != nil && !*d.HTTP2 {
+		f.DisableHTTP2 = true
+	}
+	if a := d.AccessLog; a != nil && a.Mode != "" && a.Mode != "Off" {
+		f.AccessLog = strings.ToLower(a.Mode)
+		if a.SampleRate != "" {
+			// The API pattern admits only decimals in (0, 1].
+			f.AccessLogSampleRate, _ = strconv.ParseFloat(a.SampleRate, 64)
+		}
+		f.AccessLogFields = strings.Join(a.Fields, ",")
+	}
 	return f
 }
 

@@ -8,7 +8,9 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"math"
 	"net/netip"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -92,6 +94,85 @@ type Flags struct {
 	// TLSSecret names the instance TLS Secret in SnapshotNamespace, watched
 	// through the API (get/list/watch on that one name).
 	TLSSecret string
+
+	// AccessLog is "off", "sampled" or "full": JSON lines on stdout, one per
+	// (sampled) request. "" means off.
+	AccessLog string
+	// AccessLogSampleRate is the share of requests logged when AccessLog is
+	// "sampled", in (0, 1]; 0 means DefaultAccessLogSampleRate.
+	AccessLogSampleRate float64
+	// AccessLogFields is a comma-separated list of AccessLogFieldNames, in
+	// output order; "" means DefaultAccessLogFields.
+	AccessLogFields string
+	// DisableHTTP2 stops the TLS listener offering h2 by ALPN (--http2=false);
+	// clients then speak HTTP/1.1.
+	DisableHTTP2 bool
+}
+
+// Values of --access-log.
+const (
+	AccessLogOff     = "off"
+	AccessLogSampled = "sampled"
+	AccessLogFull    = "full"
+)
+
+// DefaultAccessLogSampleRate is the share of requests logged by
+// --access-log=sampled without --access-log-sample-rate.
+const DefaultAccessLogSampleRate = 0.01
+
+// AccessLogFieldNames are the fields --access-log-fields may name. There is
+// deliberately no header field: Authorization and Cookie are never logged.
+// "query" is opt-in only, as query strings often carry tokens.
+var AccessLogFieldNames = []string{
+	"time", "remote", "method", "host", "path", "query", "status", "bytes", "duration_ms",
+	"backend", "endpoint", "request_id", "user_agent", "protocol",
+}
+
+// DefaultAccessLogFields are logged when --access-log-fields is empty.
+var DefaultAccessLogFields = []string{
+	"time", "remote", "method", "host", "path", "status", "bytes", "duration_ms", "backend", "request_id",
+}
+
+// AccessLogEnabled reports whether any request is logged.
+func (f Flags) AccessLogEnabled() bool {
+	return f.AccessLog != "" && f.AccessLog != AccessLogOff
+}
+
+// AccessLogRate is the sampling rate in effect: 1 for "full", the flag or
+// its default for "sampled", 0 when off.
+func (f Flags) AccessLogRate() float64 {
+	switch f.AccessLog {
+	case AccessLogFull:
+		return 1
+	case AccessLogSampled:
+		if f.AccessLogSampleRate == 0 {
+			return DefaultAccessLogSampleRate
+		}
+		return f.AccessLogSampleRate
+	}
+	return 0
+}
+
+// AccessLogFieldList parses AccessLogFields (DefaultAccessLogFields when
+// empty): known names only, no duplicates.
+func (f Flags) AccessLogFieldList() ([]string, error) {
+	if strings.TrimSpace(f.AccessLogFields) == "" {
+		return append([]string(nil), DefaultAccessLogFields...), nil
+	}
+	var out []string
+	for _, s := range strings.Split(f.AccessLogFields, ",") {
+		s = strings.TrimSpace(s)
+		switch {
+		case s == "":
+			return nil, fmt.Errorf("--access-log-fields: empty field name in %q", f.AccessLogFields)
+		case !slices.Contains(AccessLogFieldNames, s):
+			return nil, fmt.Errorf("--access-log-fields: unknown field %q (known: %s)", s, strings.Join(AccessLogFieldNames, ","))
+		case slices.Contains(out, s):
+			return nil, fmt.Errorf("--access-log-fields: %q listed twice", s)
+		}
+		out = append(out, s)
+	}
+	return out, nil
 }
 
 // TLSDirectory is TLSDir or its default.
@@ -151,6 +232,10 @@ func (f Flags) Args() []string {
 	add("https-address", f.HTTPSAddress != "", f.HTTPSAddress)
 	add("tls-dir", f.TLSDir != "", f.TLSDir)
 	add("tls-secret", f.TLSSecret != "", f.TLSSecret)
+	add("access-log", f.AccessLog != "", f.AccessLog)
+	add("access-log-sample-rate", f.AccessLogSampleRate != 0, strconv.FormatFloat(f.AccessLogSampleRate, 'g', -1, 64))
+	add("access-log-fields", f.AccessLogFields != "", f.AccessLogFields)
+	add("http2", f.DisableHTTP2, "false")
 	return args
 }
 
@@ -178,9 +263,16 @@ func Parse(args []string) (Flags, error) {
 	fs.StringVar(&f.HTTPSAddress, "https-address", "", "address for TLS client traffic, HTTP/1.1 and HTTP/2 (empty: off)")
 	fs.StringVar(&f.TLSDir, "tls-dir", "", "mounted instance TLS Secret (empty: "+DefaultTLSDir+")")
 	fs.StringVar(&f.TLSSecret, "tls-secret", "", "instance TLS Secret in --snapshot-namespace to watch through the API")
+	fs.StringVar(&f.AccessLog, "access-log", "", "access log to stdout as JSON lines: off, sampled or full (empty: off)")
+	fs.Float64Var(&f.AccessLogSampleRate, "access-log-sample-rate", 0, "share of requests logged by --access-log=sampled, in (0,1] (0: 0.01)")
+	fs.StringVar(&f.AccessLogFields, "access-log-fields", "", "comma-separated access log fields from "+
+		strings.Join(AccessLogFieldNames, ",")+" (empty: "+strings.Join(DefaultAccessLogFields, ",")+")")
+	http2 := true
+	fs.BoolVar(&http2, "http2", true, "offer HTTP/2 by ALPN on --https-address")
 	if err := fs.Parse(args); err != nil {
 		return Flags{}, err
 	}
+	f.DisableHTTP2 = !http2
 	if fs.NArg() > 0 {
 		return Flags{}, fmt.Errorf("unexpected arguments: %v", fs.Args())
 	}
@@ -211,6 +303,19 @@ func Parse(args []string) (Flags, error) {
 	}
 	if f.EnablePprof && f.AdminAddress == "" {
 		errs = append(errs, errors.New("--enable-pprof needs --admin-address"))
+	}
+	switch f.AccessLog {
+	case "", AccessLogOff, AccessLogSampled, AccessLogFull:
+	default:
+		errs = append(errs, fmt.Errorf("--access-log must be %s, %s or %s, not %q", AccessLogOff, AccessLogSampled, AccessLogFull, f.AccessLog))
+	}
+	if r := f.AccessLogSampleRate; math.IsNaN(r) || r < 0 || r > 1 {
+		errs = append(errs, errors.New("--access-log-sample-rate must be in (0, 1]"))
+	} else if r != 0 && f.AccessLog != AccessLogSampled {
+		errs = append(errs, errors.New("--access-log-sample-rate needs --access-log=sampled"))
+	}
+	if _, err := f.AccessLogFieldList(); err != nil {
+		errs = append(errs, err)
 	}
 	return f, errors.Join(errs...)
 }

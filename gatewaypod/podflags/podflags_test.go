@@ -1,6 +1,7 @@
 package podflags
 
 import (
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -26,7 +27,8 @@ func TestArgsRoundTripTuning(t *testing.T) {
 		UpstreamSendTimeout: 3 * time.Second, UpstreamRetries: -1, ClientHeaderTimeout: 4 * time.Second,
 		ClientIdleTimeout: 5 * time.Second, MaxHeaderBytes: 8192, MaxBodyBytes: 1 << 20,
 		AdminAddress: "127.0.0.1:9", EnablePprof: true,
-		HTTPSAddress: ":3", TLSDir: "/tls", TLSSecret: "gw-tls", SnapshotNamespace: "ns"}
+		HTTPSAddress: ":3", TLSDir: "/tls", TLSSecret: "gw-tls", SnapshotNamespace: "ns",
+		AccessLog: AccessLogSampled, AccessLogSampleRate: 0.125, AccessLogFields: "time,status,query", DisableHTTP2: true}
 	got, err := Parse(want.Args())
 	if err != nil {
 		t.Fatal(err)
@@ -56,6 +58,13 @@ func TestParseErrors(t *testing.T) {
 		"negative timeout":             {[]string{"--upstream-read-timeout=-1s"}, "must not be negative"},
 		"pprof without admin":          {[]string{"--enable-pprof"}, "needs --admin-address"},
 		"tls secret without namespace": {[]string{"--tls-secret=s"}, "--snapshot-namespace is required with --tls-secret"},
+		"bad access log mode":          {[]string{"--access-log=verbose"}, "--access-log must be"},
+		"sample rate above one":        {[]string{"--access-log=sampled", "--access-log-sample-rate=1.5"}, "in (0, 1]"},
+		"negative sample rate":         {[]string{"--access-log=sampled", "--access-log-sample-rate=-0.1"}, "in (0, 1]"},
+		"sample rate without sampled":  {[]string{"--access-log=full", "--access-log-sample-rate=0.5"}, "needs --access-log=sampled"},
+		"unknown access log field":     {[]string{"--access-log=full", "--access-log-fields=time,authorization"}, "unknown field"},
+		"duplicate access log field":   {[]string{"--access-log=full", "--access-log-fields=time,time"}, "listed twice"},
+		"empty access log field":       {[]string{"--access-log=full", "--access-log-fields=time,,path"}, "empty field name"},
 	}
 	for name, tc := range tests {
 		t.Run(name, func(t *testing.T) {
@@ -64,5 +73,35 @@ func TestParseErrors(t *testing.T) {
 				t.Fatalf("err = %v, want %q", err, tc.wantErr)
 			}
 		})
+	}
+}
+
+// TestAccessLogFlags: defaults when unset, and the rate and fields in effect.
+func TestAccessLogFlags(t *testing.T) {
+	f, err := Parse(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if f.AccessLogEnabled() || f.AccessLogRate() != 0 || f.DisableHTTP2 {
+		t.Errorf("defaults: enabled=%v rate=%v disableHTTP2=%v", f.AccessLogEnabled(), f.AccessLogRate(), f.DisableHTTP2)
+	}
+	if fields, _ := f.AccessLogFieldList(); strings.Join(fields, ",") != strings.Join(DefaultAccessLogFields, ",") ||
+		slices.Contains(fields, "query") {
+		t.Errorf("default fields = %v", fields)
+	}
+	f, err = Parse([]string{"--access-log=sampled"})
+	if err != nil || !f.AccessLogEnabled() || f.AccessLogRate() != DefaultAccessLogSampleRate {
+		t.Errorf("sampled: %+v %v rate=%v", f, err, f.AccessLogRate())
+	}
+	f, err = Parse([]string{"--access-log=full", "--access-log-fields= status , path", "--http2=false"})
+	fields, _ := f.AccessLogFieldList()
+	if err != nil || f.AccessLogRate() != 1 || strings.Join(fields, ",") != "status,path" || !f.DisableHTTP2 {
+		t.Errorf("full: %+v %v fields=%v", f, err, fields)
+	}
+	if f, err := Parse([]string{"--access-log=off", "--http2=true"}); err != nil || f.AccessLogEnabled() || f.DisableHTTP2 {
+		t.Errorf("off: %+v %v", f, err)
+	}
+	if got := (Flags{DisableHTTP2: true}).Args(); got[len(got)-1] != "--http2=false" {
+		t.Errorf("Args = %v", got)
 	}
 }

@@ -19,6 +19,7 @@ package proxy
 import (
 	"bufio"
 	"bytes"
+	"io"
 	"net"
 	"net/http"
 	"net/http/httputil"
@@ -30,7 +31,7 @@ import (
 // cannedBackend is an allocation-free HTTP/1.1 keep-alive server: it reads
 // each request header and answers a fixed 100-byte response, so benchmark
 // allocations are the proxy's own.
-func cannedBackend(b *testing.B) string {
+func cannedBackend(b testing.TB) string {
 	b.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -84,6 +85,33 @@ func (w *discardWriter) Write(p []byte) (int, error) { w.n += len(p); return len
 func BenchmarkServeHTTP(b *testing.B) {
 	addr := cannedBackend(b)
 	p, err := New(Options{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(p.Close)
+	p.Swap(compile(b, oneRoute("bench", addr)))
+	req, _ := http.NewRequest(http.MethodGet, "http://app.test/api/v1/items?x=1", nil)
+	req.RequestURI = "/api/v1/items?x=1"
+	req.RemoteAddr = "192.0.2.1:40000"
+	req.Header.Set("User-Agent", "wrk")
+	req.Header.Set("Accept", "*/*")
+	w := &discardWriter{h: http.Header{}}
+	b.ReportAllocs()
+	for b.Loop() {
+		clear(w.h)
+		w.code = 0
+		p.ServeHTTP(w, req)
+		if w.code != http.StatusOK {
+			b.Fatalf("status %d", w.code)
+		}
+	}
+}
+
+// BenchmarkServeHTTPAccessLog is BenchmarkServeHTTP with every request
+// access-logged (all fields) to a discarding writer.
+func BenchmarkServeHTTPAccessLog(b *testing.B) {
+	addr := cannedBackend(b)
+	p, err := New(Options{AccessLog: AccessLogOptions{SampleRate: 1, Out: io.Discard, Fields: AccessLogFieldNames()}})
 	if err != nil {
 		b.Fatal(err)
 	}

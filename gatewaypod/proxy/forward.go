@@ -51,6 +51,8 @@ type attempt struct {
 	cors *corsReply
 	// setCookie, when set, is added as a Set-Cookie header (affinity).
 	setCookie string
+	// log, when set, receives the request id generated for the access log.
+	log *accessEntry
 }
 
 // failure classifies an attempt that produced no response for the client.
@@ -456,8 +458,12 @@ func (a *attempt) writeRequest(pc *upConn) error {
 	}
 	if rid := req.Header[hdrXRequestID]; len(rid) != 1 || !validRequestID(rid[0]) {
 		var ib [64]byte
+		id := p.requestIDs.appendNext(ib[:0])
 		bw.WriteString("X-Request-Id: ")
-		bw.Write(p.requestIDs.appendNext(ib[:0]))
+		bw.Write(id)
+		if a.log != nil {
+			a.log.requestID = string(id)
+		}
 		bw.WriteString("\r\n")
 	}
 

@@ -70,6 +70,8 @@ type metrics struct {
 	canary   *prometheus.CounterVec
 	info     *prometheus.GaugeVec
 	applied  prometheus.Gauge
+	// accessDropped counts access log lines dropped (writer behind).
+	accessDropped prometheus.Counter
 
 	mu       sync.Mutex
 	backends map[string]bool // backend label values in use
@@ -102,6 +104,10 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 			Name: MetricSnapshotApplied,
 			Help: "Unix time the served snapshot was swapped in.",
 		}),
+		accessDropped: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: MetricAccessLogDropped,
+			Help: "Access log lines dropped because the writer to stdout fell behind.",
+		}),
 		backends: map[string]bool{},
 	}
 	m.edge = m.durationFor(BackendNone)
@@ -111,7 +117,7 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 		m.requests[i] = reqs.WithLabelValues(c)
 	}
 	if reg != nil {
-		for _, c := range []prometheus.Collector{reqs, m.swaps, m.duration, m.canary, m.info, m.applied} {
+		for _, c := range []prometheus.Collector{reqs, m.swaps, m.duration, m.canary, m.info, m.applied, m.accessDropped} {
 			if err := reg.Register(c); err != nil {
 				return nil, err
 			}

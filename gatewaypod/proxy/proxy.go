@@ -116,6 +116,9 @@ type Options struct {
 	// PassiveHealth ejects failing endpoints; nil means
 	// balancer.DefaultPassiveHealth, a zero value disables it.
 	PassiveHealth *balancer.PassiveHealth
+	// AccessLog configures the JSON access log; the zero value is off and
+	// costs one nil check per request.
+	AccessLog AccessLogOptions
 }
 
 // Proxy is an http.Handler that forwards requests according to the router
@@ -136,6 +139,7 @@ type Proxy struct {
 	maxBodyBytes int64
 	retries      int
 	requestIDs   *requestIDs
+	access       *accessLog // nil: access log off
 
 	stopJanitor chan struct{}
 	closeOnce   sync.Once
@@ -152,6 +156,10 @@ type state struct {
 // when done with it.
 func New(opts Options) (*Proxy, error) {
 	m, err := newMetrics(opts.Registerer)
+	if err != nil {
+		return nil, err
+	}
+	access, err := newAccessLog(opts.AccessLog, m.accessDropped)
 	if err != nil {
 		return nil, err
 	}
@@ -199,6 +207,7 @@ func New(opts Options) (*Proxy, error) {
 		maxBodyBytes: opts.MaxBodyBytes,
 		retries:      max(retries, 0),
 		requestIDs:   newRequestIDs(),
+		access:       access,
 		stopJanitor:  make(chan struct{}),
 	}
 	p.upgrade = &httputil.ReverseProxy{
@@ -214,6 +223,9 @@ func New(opts Options) (*Proxy, error) {
 	}, func() float64 { return float64(p.registry.Ejected()) })
 	if opts.Registerer != nil {
 		if err := opts.Registerer.Register(m.ejected); err != nil {
+			if access != nil {
+				access.close()
+			}
 			return nil, err
 		}
 	}
@@ -221,12 +233,16 @@ func New(opts Options) (*Proxy, error) {
 	return p, nil
 }
 
-// Close stops the background sweep and closes idle upstream connections.
-// Requests in flight are not affected.
+// Close stops the background sweep, closes idle upstream connections and
+// writes out the queued access log lines. Requests in flight are not
+// affected (their access log lines may be dropped and counted).
 func (p *Proxy) Close() {
 	p.closeOnce.Do(func() {
 		close(p.stopJanitor)
 		p.pools.closeIdle()
+		if p.access != nil {
+			p.access.close()
+		}
 	})
 }
 
@@ -291,13 +307,23 @@ func (p *Proxy) Router() *router.Router {
 // ServeHTTP routes and forwards one request.
 func (p *Proxy) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 	start := time.Now()
-	code, t, abort := p.serve(w, req)
+	var e *accessEntry
+	if p.access != nil {
+		if e = p.access.begin(w, req, start); e != nil {
+			w = &e.w
+		}
+	}
+	code, t, abort := p.serve(w, req, e)
 	p.metrics.observe(code)
 	obs := &p.metrics.edge
 	if t != nil {
 		obs = &t.duration
 	}
-	obs[codeClass(code)].Observe(time.Since(start).Seconds())
+	elapsed := time.Since(start)
+	obs[codeClass(code)].Observe(elapsed.Seconds())
+	if e != nil {
+		p.access.finish(e, req, code, elapsed)
+	}
 	if abort {
 		panic(http.ErrAbortHandler)
 	}
@@ -305,8 +331,9 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 
 // serve handles one request and returns the status sent to the client,
 // the target it was meant for (nil when answered before one was chosen),
-// and whether the client connection must be cut.
-func (p *Proxy) serve(w http.ResponseWriter, req *http.Request) (int, *target, bool) {
+// and whether the client connection must be cut. e, when not nil, collects
+// what the access log reports.
+func (p *Proxy) serve(w http.ResponseWriter, req *http.Request, e *accessEntry) (int, *target, bool) {
 	st := p.state.Load()
 	if st == nil {
 		return p.reply(w, http.StatusServiceUnavailable, "no configuration loaded yet"), nil, false
@@ -330,7 +357,10 @@ func (p *Proxy) serve(w http.ResponseWriter, req *http.Request) (int, *target, b
 	t := p.target(st, &d)
 	f := p.trust.forwarded(req)
 	a := attempt{p: p, w: w, req: req, f: &f, host: req.Host, prefix: d.ForwardedPrefix,
-		connectTimeout: 0, readTimeout: p.readTimeout, sendTimeout: p.sendTimeout}
+		connectTimeout: 0, readTimeout: p.readTimeout, sendTimeout: p.sendTimeout, log: e}
+	if e != nil {
+		e.remote, e.backend = f.realIP, t.pool.Name
+	}
 	maxBody, retries := p.maxBodyBytes, p.retries
 	if r := d.Route; r != nil {
 		if r.Access != nil && !d.Allowed(clientAddr(&f)) {
@@ -383,12 +413,19 @@ func (p *Proxy) serve(w http.ResponseWriter, req *http.Request) (int, *target, b
 		return p.serveUpgrade(w, req, t, i, &d, fwdPath, &a), nil, false
 	}
 	if maxBody > 0 && req.Body != nil && req.Body != http.NoBody {
-		req.Body = http.MaxBytesReader(w, req.Body, maxBody)
+		mw := w
+		if e != nil {
+			mw = e.w.ResponseWriter // net/http's own writer: it closes the connection after a 413
+		}
+		req.Body = http.MaxBytesReader(mw, req.Body, maxBody)
 	}
 	a.uri = upstreamPath(&d, fwdPath)
 	a.hasBody = req.Body != nil && req.Body != http.NoBody && req.ContentLength != 0
 	for tries := 0; ; tries++ {
 		ep, h := t.pool.Endpoints[i], t.hosts[i]
+		if e != nil {
+			e.endpoint = ep.Addr
+		}
 		ep.Acquire()
 		code, err := a.run(h)
 		ep.Release()
@@ -500,6 +537,7 @@ type upgradeTarget struct {
 	ep          *balancer.Endpoint
 	status      *statusRecorder
 	failureSeen bool
+	log         *accessEntry // nil unless access logged
 }
 
 // serveUpgrade forwards a protocol upgrade (WebSocket) with
@@ -510,7 +548,10 @@ func (p *Proxy) serveUpgrade(w http.ResponseWriter, req *http.Request, t *target
 	ep := t.pool.Endpoints[i]
 	sw := &statusRecorder{ResponseWriter: w}
 	ut := &upgradeTarget{addr: ep.Addr, backend: t.pool.Name, path: d.Path, raw: fwdPath, query: d.RawQuery,
-		host: a.host, prefix: a.prefix, f: a.f, ep: ep, status: sw}
+		host: a.host, prefix: a.prefix, f: a.f, ep: ep, status: sw, log: a.log}
+	if a.log != nil {
+		a.log.endpoint = ep.Addr
+	}
 	if d.Rewritten {
 		ut.raw = d.Path
 	}
@@ -535,7 +576,11 @@ func (p *Proxy) rewriteUpgrade(pr *httputil.ProxyRequest) {
 		pr.Out.Header.Set(hdrXForwardedPrefix, ut.prefix)
 	}
 	if rid := pr.In.Header.Get(hdrXRequestID); !validRequestID(rid) {
-		pr.Out.Header.Set(hdrXRequestID, string(p.requestIDs.appendNext(nil)))
+		id := string(p.requestIDs.appendNext(nil))
+		pr.Out.Header.Set(hdrXRequestID, id)
+		if ut.log != nil {
+			ut.log.requestID = id
+		}
 	}
 }
 

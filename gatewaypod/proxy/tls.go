@@ -20,6 +20,7 @@ import (
 	"crypto/tls"
 	"errors"
 	"log/slog"
+	"net/http"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -198,10 +199,28 @@ func (s *CertStore) GetCertificate(hello *tls.ClientHelloInfo) (*tls.Certificate
 
 // TLSConfig is the listener configuration: TLS 1.2+, certificates from s,
 // HTTP/2 and HTTP/1.1 by ALPN.
-func (s *CertStore) TLSConfig() *tls.Config {
+func (s *CertStore) TLSConfig() *tls.Config { return s.TLSConfigFor(true) }
+
+// TLSConfigFor is TLSConfig, offering h2 by ALPN only when http2. Serve it
+// with an http.Server whose Protocols are ServerProtocols(http2): net/http
+// adds h2 to the ALPN list of a server that allows HTTP/2.
+func (s *CertStore) TLSConfigFor(http2 bool) *tls.Config {
+	protos := []string{"h2", "http/1.1"}
+	if !http2 {
+		protos = protos[1:]
+	}
 	return &tls.Config{
 		MinVersion:     tls.VersionTLS12,
 		GetCertificate: s.GetCertificate,
-		NextProtos:     []string{"h2", "http/1.1"},
+		NextProtos:     protos,
 	}
+}
+
+// ServerProtocols is the http.Server.Protocols of the TLS listener:
+// HTTP/1.1, and HTTP/2 when http2.
+func ServerProtocols(http2 bool) *http.Protocols {
+	p := new(http.Protocols)
+	p.SetHTTP1(true)
+	p.SetHTTP2(http2)
+	return p
 }

@@ -29,6 +29,7 @@ import (
 	"math/big"
 	"net"
 	"net/http"
+	"slices"
 	"testing"
 	"time"
 
@@ -182,5 +183,48 @@ func TestTLSTermination(t *testing.T) {
 	if err == nil {
 		conn.Close()
 		t.Error("TLS 1.1 handshake succeeded")
+	}
+}
+
+// TestTLSWithoutHTTP2: with http2 false, a client asking for h2 by ALPN is
+// answered over HTTP/1.1.
+func TestTLSWithoutHTTP2(t *testing.T) {
+	b := newBackend(t, "b")
+	a := testCert{secret: "ns/a", hosts: []string{"a.test"}}
+	a.crt, a.key = selfSigned(t, "a", "a.test")
+	s := oneRoute("b", addr(b))
+	s.Certificates = []snapshot.Certificate{a.pinned()}
+	p, _ := newProxy(t, nil)
+	p.Swap(compile(t, s))
+	store, err := NewCertStore(func(n string) *snapshot.Certificate { return p.Router().Certificate(n) }, nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	store.SetCertificates(s.Certificates)
+	store.SetData(secretData(a))
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := &http.Server{Handler: p, TLSConfig: store.TLSConfigFor(false), Protocols: ServerProtocols(false),
+		ReadHeaderTimeout: 5 * time.Second, ErrorLog: log.New(io.Discard, "", 0)}
+	go func() { _ = srv.ServeTLS(ln, "", "") }()
+	t.Cleanup(func() { srv.Close() })
+	front := ln.Addr().String()
+
+	conn, err := tls.Dial("tcp", front, &tls.Config{InsecureSkipVerify: true, ServerName: "a.test", NextProtos: []string{"h2", "http/1.1"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := conn.ConnectionState().NegotiatedProtocol; got != "http/1.1" {
+		t.Errorf("ALPN negotiated %q, want http/1.1", got)
+	}
+	conn.Close()
+	cn, proto, fwd, err := peerCN(t, front, "a.test")
+	if err != nil || cn != "a" || proto != "HTTP/1.1" || fwd != "https" {
+		t.Errorf("GET with ForceAttemptHTTP2 = %s %s %s %v, want a HTTP/1.1 https", cn, proto, fwd, err)
+	}
+	if got := store.TLSConfigFor(true).NextProtos; !slices.Equal(got, []string{"h2", "http/1.1"}) {
+		t.Errorf("NextProtos with http2 = %v", got)
 	}
 }

@@ -27,9 +27,8 @@ func corruptSnapshotSpecs() {
 
 	setPaused := func(paused bool) {
 		gc := &gatewayv1alpha1.GatewayConfig{}
-		Expect(k8sClient.Get(ctx, types.NamespacedName{Name: instance}, gc)).To(Succeed())
-		gc.Spec.Paused = paused
-		Expect(k8sClient.Update(ctx, gc)).To(Succeed())
+		gc.Name = instance
+		update(gc, func() { gc.Spec.Paused = paused })
 	}
 	rejected := func(ip string) float64 {
 		resp, err := http.Get(fmt.Sprintf("http://%s:%d/metrics", ip, podflags.DefaultHealthPort))
@@ -57,10 +56,12 @@ func corruptSnapshotSpecs() {
 			before[ip] = rejected(ip)
 		}
 		cm := &corev1.ConfigMap{}
-		Expect(k8sClient.Get(ctx, cmKey, cm)).To(Succeed())
-		good := cm.Data[snapshot.ConfigMapKey]
-		cm.Data[snapshot.ConfigMapKey] = good[:len(good)/2] // truncated
-		Expect(k8sClient.Update(ctx, cm)).To(Succeed())
+		cm.Namespace, cm.Name = cmKey.Namespace, cmKey.Name
+		var good string
+		update(cm, func() {
+			good = cm.Data[snapshot.ConfigMapKey]
+			cm.Data[snapshot.ConfigMapKey] = good[:len(good)/2] // truncated
+		})
 
 		for _, ip := range ips {
 			Eventually(func() float64 { return rejected(ip) }, 15*time.Second, 200*time.Millisecond).

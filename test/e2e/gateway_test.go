@@ -224,9 +224,9 @@ var _ = Describe("A GatewayConfig serving an Ingress", Ordered, func() {
 
 		By("editing the Ingress: /v2 now goes to backend-b")
 		running := runningOf(instance)
-		Expect(k8sClient.Get(ctx, client.ObjectKeyFromObject(ing), ing)).To(Succeed())
-		ing.Spec.Rules[0].HTTP.Paths = append(ing.Spec.Rules[0].HTTP.Paths, prefixPath("/v2", "echo-b"))
-		Expect(k8sClient.Update(ctx, ing)).To(Succeed())
+		update(ing, func() {
+			ing.Spec.Rules[0].HTTP.Paths = append(ing.Spec.Rules[0].HTTP.Paths, prefixPath("/v2", "echo-b"))
+		})
 		for _, ip := range ips {
 			Eventually(func(g Gomega) {
 				code, body, _, err := get(clients[ip], ip, "/v2/hello")

@@ -19,7 +19,6 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	networkingv1 "k8s.io/api/networking/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/types"
 
 	"github.com/portico-dev/portico/gatewaypod/podflags"
 )
@@ -48,9 +47,8 @@ func tlsSpecs() {
 			Data: map[string][]byte{corev1.TLSCertKey: crt, corev1.TLSPrivateKeyKey: key}}
 		Expect(k8sClient.Create(ctx, secret)).To(Succeed())
 		ing := &networkingv1.Ingress{}
-		Expect(k8sClient.Get(ctx, types.NamespacedName{Namespace: appNamespace, Name: "echo"}, ing)).To(Succeed())
-		ing.Spec.TLS = []networkingv1.IngressTLS{{Hosts: []string{host}, SecretName: "echo-tls"}}
-		Expect(k8sClient.Update(ctx, ing)).To(Succeed())
+		ing.Namespace, ing.Name = appNamespace, "echo"
+		update(ing, func() { ing.Spec.TLS = []networkingv1.IngressTLS{{Hosts: []string{host}, SecretName: "echo-tls"}} })
 
 		client := func(leaf *x509.Certificate) *http.Client {
 			pool := x509.NewCertPool()
@@ -84,9 +82,7 @@ func tlsSpecs() {
 		By("rotating the certificate in the Ingress's Secret")
 		running := runningOf("public")
 		crt2, key2, leaf2 := selfSignedPEM(host)
-		Expect(k8sClient.Get(ctx, types.NamespacedName{Namespace: appNamespace, Name: "echo-tls"}, secret)).To(Succeed())
-		secret.Data = map[string][]byte{corev1.TLSCertKey: crt2, corev1.TLSPrivateKeyKey: key2}
-		Expect(k8sClient.Update(ctx, secret)).To(Succeed())
+		update(secret, func() { secret.Data = map[string][]byte{corev1.TLSCertKey: crt2, corev1.TLSPrivateKeyKey: key2} })
 		for _, ip := range gatewayPodIPs("public") {
 			Eventually(func() error { _, _, err := httpsGet(client(leaf2), ip); return err }, 30*time.Second, 250*time.Millisecond).
 				Should(Succeed(), "pod %s serves the new certificate", ip)
@@ -101,9 +97,7 @@ func tlsSpecs() {
 		Expect(code).To(Equal(http.StatusPermanentRedirect))
 
 		By("ssl-redirect: \"false\" keeps plain HTTP for the later specs")
-		Expect(k8sClient.Get(ctx, types.NamespacedName{Namespace: appNamespace, Name: "echo"}, ing)).To(Succeed())
-		ing.Annotations = map[string]string{"nginx.ingress.kubernetes.io/ssl-redirect": "false"}
-		Expect(k8sClient.Update(ctx, ing)).To(Succeed())
+		update(ing, func() { ing.Annotations = map[string]string{"nginx.ingress.kubernetes.io/ssl-redirect": "false"} })
 		for _, ip := range gatewayPodIPs("public") {
 			Eventually(func() int { c, _, _, _ := get(noFollow, ip, "/v2/plain"); return c }, 30*time.Second, 250*time.Millisecond).
 				Should(Equal(http.StatusOK), "pod %s", ip)
