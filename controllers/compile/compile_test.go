@@ -239,3 +239,24 @@ func nn(ns, name string) (n struct{ Namespace, Name string }) {
 	n.Namespace, n.Name = ns, name
 	return
 }
+
+// Two IngressClasses may bind one instance: Ingresses of both are served.
+func TestTwoClassesOneInstance(t *testing.T) {
+	out := Compile(Inputs{Instance: "gw",
+		IngressClasses: []networkingv1.IngressClass{class("team-a", "gw", false), class("team-b", "gw", false), class("else", "other", false)},
+		Ingresses: []networkingv1.Ingress{
+			ingress("a", "x", "team-a", 1, "a.example.com", path{"/", prefix, "web", port80}),
+			ingress("b", "y", "team-b", 1, "b.example.com", path{"/", prefix, "web", port80}),
+			ingress("c", "z", "else", 1, "c.example.com", path{"/", prefix, "web", port80}),
+		}})
+	if diff := cmp.Diff([]string{"team-a", "team-b"}, out.Classes); diff != "" {
+		t.Errorf("classes (-want +got):\n%s", diff)
+	}
+	var hosts []string
+	for _, h := range out.Snapshot.Hosts {
+		hosts = append(hosts, h.Host)
+	}
+	if diff := cmp.Diff([]string{"a.example.com", "b.example.com"}, hosts); diff != "" {
+		t.Errorf("hosts (-want +got):\n%s", diff)
+	}
+}
