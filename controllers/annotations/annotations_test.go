@@ -112,9 +112,11 @@ func TestParse(t *testing.T) {
 		"hash by free expression": {in: map[string]string{n + "upstream-hash-by": "$request_uri$host"}, wantErrKey: n + "upstream-hash-by", wantReason: ReasonInvalidAnnotation},
 		"unknown balancer":        {in: map[string]string{n + "load-balance": "random"}, wantErrKey: n + "load-balance"},
 		// upstream
-		"upstream": {in: map[string]string{n + "backend-protocol": "grpcs", n + "upstream-vhost": "Svc.Internal:8443", n + "proxy-connect-timeout": "5",
+		"tls upstream not supported yet":  {in: map[string]string{n + "backend-protocol": "HTTPS"}, wantErrKey: n + "backend-protocol", wantReason: ReasonUnsupportedAnnotation},
+		"grpc upstream not supported yet": {in: map[string]string{n + "backend-protocol": "grpc"}, wantErrKey: n + "backend-protocol", wantReason: ReasonUnsupportedAnnotation},
+		"upstream": {in: map[string]string{n + "backend-protocol": "http", n + "upstream-vhost": "Svc.Internal:8443", n + "proxy-connect-timeout": "5",
 			n + "proxy-read-timeout": "120", n + "proxy-send-timeout": "30", n + "proxy-next-upstream-tries": "3"},
-			want: Config{Upstream: Upstream{Protocol: "GRPCS", Host: "svc.internal:8443", ConnectTimeout: 5, ReadTimeout: 120, SendTimeout: 30, Tries: 3}}},
+			want: Config{Upstream: Upstream{Protocol: "HTTP", Host: "svc.internal:8443", ConnectTimeout: 5, ReadTimeout: 120, SendTimeout: 30, Tries: 3}}},
 		"auto http is http": {in: map[string]string{n + "backend-protocol": "AUTO_HTTP"}, want: Config{Upstream: Upstream{Protocol: "HTTP"}}},
 		"fcgi refused":      {in: map[string]string{n + "backend-protocol": "FCGI"}, wantErrKey: n + "backend-protocol", wantReason: ReasonRefusedAnnotation},
 		"timeout with unit": {in: map[string]string{n + "proxy-read-timeout": "60s"}, wantErrKey: n + "proxy-read-timeout"},

@@ -24,7 +24,7 @@ var UpstreamGroup = &Group[Upstream]{
 	Name: "upstream",
 	Annotations: []Annotation{
 		{Name: "backend-protocol", Validator: vBackendProtocol, Scope: ScopeLocation, Risk: RiskLow,
-			Doc: "HTTP, HTTPS, GRPC, GRPCS or AUTO_HTTP (= HTTP). FCGI is refused."},
+			Doc: "HTTP or AUTO_HTTP (= HTTP). HTTPS, GRPC and GRPCS are rejected as not supported yet: the gateway speaks plain HTTP/1.1 to upstreams, and sending plaintext where TLS or gRPC was asked for would break or weaken the backend. FCGI is refused."},
 		{Name: "upstream-vhost", Validator: vHostPort, Scope: ScopeLocation, Risk: RiskLow, Doc: "Host header sent upstream."},
 		{Name: "proxy-connect-timeout", Validator: vInt(0, 3600), Scope: ScopeLocation, Risk: RiskLow, Doc: "Seconds to connect upstream."},
 		{Name: "proxy-read-timeout", Validator: vInt(0, 86400), Scope: ScopeLocation, Risk: RiskLow, Doc: "Seconds between two reads from upstream."},
@@ -43,8 +43,14 @@ var UpstreamGroup = &Group[Upstream]{
 		if u.Protocol == "AUTO_HTTP" {
 			u.Protocol = snapshot.ProtocolHTTP
 		}
-		if u.Protocol == "FCGI" {
+		switch u.Protocol {
+		case "FCGI":
 			return Upstream{}, r.errorf("backend-protocol", ReasonRefusedAnnotation, "FCGI is not supported")
+		case snapshot.ProtocolHTTPS, snapshot.ProtocolGRPC, snapshot.ProtocolGRPCS:
+			// Until gatewaypod speaks TLS and HTTP/2 upstream, accepting these
+			// would send plaintext HTTP/1.1 where the user asked for TLS or gRPC.
+			return Upstream{}, r.errorf("backend-protocol", ReasonUnsupportedAnnotation,
+				"%s upstreams are not supported yet (the gateway speaks plain HTTP/1.1 to backends)", u.Protocol)
 		}
 		return u, nil
 	},

@@ -26,6 +26,8 @@ import (
 	"net/url"
 	"strings"
 	"testing"
+
+	"github.com/portico-dev/portico/gatewaypod/snapshot"
 )
 
 // cannedBackend is an allocation-free HTTP/1.1 keep-alive server: it reads
@@ -95,6 +97,33 @@ func BenchmarkServeHTTP(b *testing.B) {
 	req.RemoteAddr = "192.0.2.1:40000"
 	req.Header.Set("User-Agent", "wrk")
 	req.Header.Set("Accept", "*/*")
+	w := &discardWriter{h: http.Header{}}
+	b.ReportAllocs()
+	for b.Loop() {
+		clear(w.h)
+		w.code = 0
+		p.ServeHTTP(w, req)
+		if w.code != http.StatusOK {
+			b.Fatalf("status %d", w.code)
+		}
+	}
+}
+
+// BenchmarkServeHTTPLimited is BenchmarkServeHTTP on a route with rate and
+// connection limits high enough never to refuse (the cost of the checks).
+func BenchmarkServeHTTPLimited(b *testing.B) {
+	addr := cannedBackend(b)
+	p, err := New(Options{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(p.Close)
+	s := oneRoute("bench", addr)
+	s.Hosts[0].Routes[0].Limits = &snapshot.Limits{RPS: 1 << 30, RPM: 1 << 30, Connections: 1 << 30}
+	p.Swap(compile(b, s))
+	req, _ := http.NewRequest(http.MethodGet, "http://app.test/api/v1/items?x=1", nil)
+	req.RequestURI = "/api/v1/items?x=1"
+	req.RemoteAddr = "192.0.2.1:40000"
 	w := &discardWriter{h: http.Header{}}
 	b.ReportAllocs()
 	for b.Loop() {

@@ -44,6 +44,9 @@ const (
 	MetricSnapshotInfo = "portico_gatewaypod_snapshot_info"
 	// MetricSnapshotApplied is when the served snapshot was swapped in.
 	MetricSnapshotApplied = "portico_gatewaypod_snapshot_applied_timestamp_seconds"
+	// MetricLimitedRequests counts requests refused by a route's limits, by
+	// kind (LimitKindRPS, LimitKindRPM: 429; LimitKindConnections: 503).
+	MetricLimitedRequests = "portico_gatewaypod_limited_requests_total"
 )
 
 // BackendNone is the backend label of requests answered without a backend.
@@ -72,6 +75,8 @@ type metrics struct {
 	applied  prometheus.Gauge
 	// accessDropped counts access log lines dropped (writer behind).
 	accessDropped prometheus.Counter
+	// limited counts requests refused by limits, by limitKind.
+	limited [len(limitKinds)]prometheus.Counter
 
 	mu       sync.Mutex
 	backends map[string]bool // backend label values in use
@@ -110,6 +115,13 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 		}),
 		backends: map[string]bool{},
 	}
+	limited := prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: MetricLimitedRequests,
+		Help: "Requests refused by a route's per-client limits, by kind (rps and rpm: 429, connections: 503).",
+	}, []string{"kind"})
+	for i, k := range limitKinds {
+		m.limited[i] = limited.WithLabelValues(k)
+	}
 	m.edge = m.durationFor(BackendNone)
 	// Resolve every label value up front: no map lookup per request, and all
 	// classes are exported from the start, at zero.
@@ -117,7 +129,7 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 		m.requests[i] = reqs.WithLabelValues(c)
 	}
 	if reg != nil {
-		for _, c := range []prometheus.Collector{reqs, m.swaps, m.duration, m.canary, m.info, m.applied, m.accessDropped} {
+		for _, c := range []prometheus.Collector{reqs, m.swaps, m.duration, m.canary, m.info, m.applied, m.accessDropped, limited} {
 			if err := reg.Register(c); err != nil {
 				return nil, err
 			}

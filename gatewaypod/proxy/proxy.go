@@ -140,6 +140,7 @@ type Proxy struct {
 	retries      int
 	requestIDs   *requestIDs
 	access       *accessLog // nil: access log off
+	limits       *limiters  // per-route, per-client rate and connection limits
 
 	stopJanitor chan struct{}
 	closeOnce   sync.Once
@@ -149,6 +150,7 @@ type Proxy struct {
 type state struct {
 	rt      *router.Router
 	targets sync.Map // *snapshot.Backend -> *target
+	limits  sync.Map // *snapshot.Route -> *limitRoute
 }
 
 // New returns a Proxy with no router. It fails only if its metrics cannot
@@ -208,6 +210,7 @@ func New(opts Options) (*Proxy, error) {
 		retries:      max(retries, 0),
 		requestIDs:   newRequestIDs(),
 		access:       access,
+		limits:       newLimiters(),
 		stopJanitor:  make(chan struct{}),
 	}
 	p.upgrade = &httputil.ReverseProxy{
@@ -247,7 +250,7 @@ func (p *Proxy) Close() {
 }
 
 // janitor closes upstream connections idle for too long even when no
-// traffic would notice.
+// traffic would notice, and drops idle per-client limit state.
 func (p *Proxy) janitor() {
 	t := time.NewTicker(10 * time.Second)
 	defer t.Stop()
@@ -257,6 +260,7 @@ func (p *Proxy) janitor() {
 			return
 		case <-t.C:
 			p.pools.sweep(nil)
+			p.limits.sweep()
 		}
 	}
 }
@@ -376,8 +380,20 @@ func (p *Proxy) serve(w http.ResponseWriter, req *http.Request, e *accessEntry) 
 				}
 			}
 		}
-		if l := r.Limits; l != nil && l.MaxBodyBytes != nil {
-			maxBody = *l.MaxBodyBytes
+		if l := r.Limits; l != nil {
+			if l.MaxBodyBytes != nil {
+				maxBody = *l.MaxBodyBytes
+			}
+			if hasRequestLimits(l) {
+				ca := clientAddr(&f).Unmap()
+				lr, code := p.applyLimits(w, st, r, ca)
+				if code != 0 {
+					return code, t, false
+				}
+				if lr != nil {
+					defer lr.release(ca) // also when the upgrade or the copy panics
+				}
+			}
 		}
 		if u := r.Upstream; u != nil {
 			if u.Host != "" {
