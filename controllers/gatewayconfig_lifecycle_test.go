@@ -10,6 +10,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	networkingv1 "k8s.io/api/networking/v1"
 	policyv1 "k8s.io/api/policy/v1"
+	rbacv1 "k8s.io/api/rbac/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -109,9 +110,21 @@ var _ = Describe("GatewayConfig lifecycle", func() {
 		cm.Data[snapshot.ConfigMapKey] = "{corrupt"
 		Expect(k8sClient.Update(ctx, cm)).To(Succeed())
 
+		Expect(k8sClient.Delete(ctx, &rbacv1.Role{ObjectMeta: metav1.ObjectMeta{Namespace: "drift", Name: "portico-drifty"}})).To(Succeed())
+		Expect(k8sClient.Delete(ctx, &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: "drift", Name: "portico-drifty-tls"}})).To(Succeed())
+		rb := &rbacv1.RoleBinding{}
+		Expect(k8sClient.Get(ctx, key, rb)).To(Succeed())
+		rb.Subjects[0].Name = "intruder"
+		Expect(k8sClient.Update(ctx, rb)).To(Succeed())
+
 		reconcileOnce("drifty")
 		Expect(k8sClient.Get(ctx, key, dep)).To(Succeed())
 		Expect(dep.Spec.Template.Spec.Containers[0].Args).To(Equal(want))
+		Expect(k8sClient.Get(ctx, key, &rbacv1.Role{})).To(Succeed())
+		Expect(k8sClient.Get(ctx, types.NamespacedName{Namespace: "drift", Name: "portico-drifty-tls"}, &corev1.Secret{})).To(Succeed())
+		Expect(k8sClient.Get(ctx, key, rb)).To(Succeed())
+		Expect(rb.Subjects).To(HaveLen(1))
+		Expect(rb.Subjects[0].Name).To(Equal("portico-drifty"))
 		Expect(k8sClient.Get(ctx, key, &corev1.Service{})).To(Succeed())
 		Expect(k8sClient.Get(ctx, cmKey, cm)).To(Succeed())
 		_, err := snapshot.Decode([]byte(cm.Data[snapshot.ConfigMapKey]))
