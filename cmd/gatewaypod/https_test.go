@@ -91,7 +91,8 @@ func testRunHTTPS(t *testing.T, http1 bool) {
 	if err := os.WriteFile(file, snapshot.Seal(snap), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	httpAddr, healthAddr, httpsAddr := freeAddr(t), freeAddr(t), freeAddr(t)
+	a := freeAddrs(t, 3)
+	httpAddr, healthAddr, httpsAddr := a[0], a[1], a[2]
 	flags := podflags.Flags{HTTPAddress: httpAddr, HealthAddress: healthAddr, SnapshotFile: file, Instance: "gw",
 		HTTPSAddress: httpsAddr, TLSDir: dir}
 	wantProto := "HTTP/2.0"

@@ -34,15 +34,21 @@ import (
 	"github.com/portico-dev/portico/gatewaypod/snapshot"
 )
 
-// freeAddr returns a 127.0.0.1 address that was free a moment ago.
-func freeAddr(t *testing.T) string {
+// freeAddrs returns n distinct 127.0.0.1 addresses that were free a moment
+// ago. All listeners stay open until every port is picked, so the kernel
+// cannot hand the same port out twice.
+func freeAddrs(t *testing.T, n int) []string {
 	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
+	var addrs []string
+	for range n {
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer l.Close()
+		addrs = append(addrs, l.Addr().String())
 	}
-	defer l.Close()
-	return l.Addr().String()
+	return addrs
 }
 
 // syncBuffer is a log sink safe for the concurrent writes of run.
@@ -99,7 +105,8 @@ func TestRunFileOnly(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	httpAddr, healthAddr := freeAddr(t), freeAddr(t)
+	a := freeAddrs(t, 2)
+	httpAddr, healthAddr := a[0], a[1]
 	args := podflags.Flags{HTTPAddress: httpAddr, HealthAddress: healthAddr, SnapshotFile: file, Instance: "gw"}.Args()
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
