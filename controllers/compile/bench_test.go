@@ -71,19 +71,14 @@ func BenchmarkCompile(b *testing.B) {
 	}
 }
 
-// TestCompileTenThousandUnderASecond guards the target loosely
-// (3 s, so a busy CI machine does not flake); the benchmark reports the
-// real figure.
-func TestCompileTenThousandUnderASecond(t *testing.T) {
+// TestTenThousandIngressesFitOneConfigMap checks that 10,000 Ingresses
+// (50,000 endpoints) compile into a snapshot under the 1 MiB ConfigMap cap.
+// Speed is measured by BenchmarkCompile, not asserted here.
+func TestTenThousandIngressesFitOneConfigMap(t *testing.T) {
 	if testing.Short() {
-		t.Skip("scale test")
+		t.Skip("scale test: 10,000 Ingresses")
 	}
-	in := scaleInputs(10000)
-	start := time.Now()
-	out := Compile(in)
-	if d := time.Since(start); d > 3*time.Second && !raceEnabled {
-		t.Errorf("10,000 Ingresses compiled in %v", d)
-	}
+	out := Compile(scaleInputs(10000))
 	if len(out.Encoded) > 1<<20 {
 		t.Errorf("encoded snapshot is %d bytes, above the 1 MiB ConfigMap cap", len(out.Encoded))
 	}

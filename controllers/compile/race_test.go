@@ -1,6 +1,0 @@
-//go:build race
-
-package compile
-
-// raceEnabled relaxes timing assertions under the race detector.
-const raceEnabled = true
