@@ -17,44 +17,82 @@ limitations under the License.
 package podstatus
 
 import (
+	"bytes"
 	"context"
 	"errors"
+	"io"
 	"log/slog"
+	"net/http"
 	"sync"
 	"testing"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/runtime"
-	"k8s.io/client-go/kubernetes/fake"
-	k8stesting "k8s.io/client-go/testing"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/rest"
 
 	"github.com/portico-dev/portico/gatewaypod/podflags"
 )
 
-func newPod() *corev1.Pod {
-	return &corev1.Pod{ObjectMeta: metav1.ObjectMeta{
-		Namespace: "ns", Name: "gw-0",
-		Annotations: map[string]string{"keep": "me"},
-	}}
+// newPod creates the Pod gw-0, carrying an unrelated annotation, in a fresh
+// namespace, and returns that namespace.
+func newPod(t *testing.T) string {
+	t.Helper()
+	ns := newNamespace(t)
+	if _, err := kube.CoreV1().Pods(ns).Create(context.Background(), &corev1.Pod{
+		ObjectMeta: metav1.ObjectMeta{
+			Name:        "gw-0",
+			Annotations: map[string]string{"keep": "me"},
+		},
+		Spec: corev1.PodSpec{Containers: []corev1.Container{{Name: "gw", Image: "gatewaypod"}}},
+	}, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	return ns
 }
 
-// patches counts patch calls and fails the first failFirst of them.
+// patches counts PATCH requests and fails the first failFirst of them
+// before they reach the apiserver; wrap installs it in a client's transport.
 type patches struct {
 	mu        sync.Mutex
 	calls     []string // patch bodies
 	failFirst int
 }
 
-func (p *patches) react(action k8stesting.Action) (bool, runtime.Object, error) {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	p.calls = append(p.calls, string(action.(k8stesting.PatchAction).GetPatch()))
-	if len(p.calls) <= p.failFirst {
-		return true, nil, errors.New("apiserver unavailable")
+func (p *patches) wrap(next http.RoundTripper) http.RoundTripper {
+	return roundTripperFunc(func(req *http.Request) (*http.Response, error) { return p.roundTrip(next, req) })
+}
+
+type roundTripperFunc func(*http.Request) (*http.Response, error)
+
+func (f roundTripperFunc) RoundTrip(req *http.Request) (*http.Response, error) { return f(req) }
+
+func (p *patches) roundTrip(next http.RoundTripper, req *http.Request) (*http.Response, error) {
+	if req.Method != http.MethodPatch {
+		return next.RoundTrip(req)
 	}
-	return false, nil, nil // fall through to the object tracker
+	var body []byte
+	if req.Body != nil {
+		b, err := io.ReadAll(req.Body)
+		_ = req.Body.Close()
+		if err != nil {
+			return nil, err
+		}
+		body = b
+	}
+	p.mu.Lock()
+	p.calls = append(p.calls, string(body))
+	fail := len(p.calls) <= p.failFirst
+	p.mu.Unlock()
+	if fail {
+		return nil, errors.New("apiserver unavailable")
+	}
+	req = req.Clone(req.Context())
+	req.Body = io.NopCloser(bytes.NewReader(body))
+	req.GetBody = func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(body)), nil }
+	req.ContentLength = int64(len(body))
+	return next.RoundTrip(req)
 }
 
 func (p *patches) count() int {
@@ -63,27 +101,35 @@ func (p *patches) count() int {
 	return len(p.calls)
 }
 
-func start(t *testing.T, failFirst int) (*Reporter, *fake.Clientset, *patches, func()) {
+// start returns a Reporter for a new Pod whose client goes through a
+// patches transport, the Pod's namespace, and a func that starts Run.
+func start(t *testing.T, failFirst int) (*Reporter, string, *patches, func()) {
 	t.Helper()
-	client := fake.NewClientset(newPod())
+	ns := newPod(t)
 	p := &patches{failFirst: failFirst}
-	client.PrependReactor("patch", "pods", p.react)
+	cfg := rest.CopyConfig(kubeCfg)
+	cfg.WrapTransport = p.wrap
+	client, err := kubernetes.NewForConfig(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
 	r := New(Options{
-		Client: client, Namespace: "ns", Name: "gw-0",
+		Client: client, Namespace: ns, Name: "gw-0",
 		Logger:         slog.New(slog.NewTextHandler(t.Output(), &slog.HandlerOptions{Level: slog.LevelDebug})),
 		InitialBackoff: time.Millisecond, MaxBackoff: 5 * time.Millisecond,
 	})
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
-	return r, client, p, func() {
+	return r, ns, p, func() {
 		go func() { r.Run(ctx); close(done) }()
 		t.Cleanup(func() { cancel(); <-done })
 	}
 }
 
-func annotations(t *testing.T, client *fake.Clientset) map[string]string {
+// annotations reads the Pod's annotations from the apiserver.
+func annotations(t *testing.T, ns string) map[string]string {
 	t.Helper()
-	pod, err := client.CoreV1().Pods("ns").Get(context.Background(), "gw-0", metav1.GetOptions{})
+	pod, err := kube.CoreV1().Pods(ns).Get(context.Background(), "gw-0", metav1.GetOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -97,20 +143,20 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 		if time.Now().After(deadline) {
 			t.Fatalf("timed out waiting for %s", what)
 		}
-		time.Sleep(2 * time.Millisecond)
+		time.Sleep(50 * time.Millisecond)
 	}
 }
 
 func TestReportPatchesAnnotation(t *testing.T) {
-	r, client, p, run := start(t, 0)
+	r, ns, p, run := start(t, 0)
 	run()
 	r.Report("v1-a")
-	waitFor(t, "annotation v1-a", func() bool { return annotations(t, client)[podflags.AnnotationSnapshotVersion] == "v1-a" })
-	if got := annotations(t, client)["keep"]; got != "me" {
+	waitFor(t, "annotation v1-a", func() bool { return annotations(t, ns)[podflags.AnnotationSnapshotVersion] == "v1-a" })
+	if got := annotations(t, ns)["keep"]; got != "me" {
 		t.Errorf("other annotation = %q, want it kept", got)
 	}
 	r.Report("v1-b")
-	waitFor(t, "annotation v1-b", func() bool { return annotations(t, client)[podflags.AnnotationSnapshotVersion] == "v1-b" })
+	waitFor(t, "annotation v1-b", func() bool { return annotations(t, ns)[podflags.AnnotationSnapshotVersion] == "v1-b" })
 	r.Report("v1-b") // already written: no patch
 	time.Sleep(20 * time.Millisecond)
 	if got := p.count(); got != 2 {
@@ -119,22 +165,22 @@ func TestReportPatchesAnnotation(t *testing.T) {
 }
 
 func TestReportRetries(t *testing.T) {
-	r, client, p, run := start(t, 3)
+	r, ns, p, run := start(t, 3)
 	run()
 	r.Report("v1-a")
-	waitFor(t, "annotation after retries", func() bool { return annotations(t, client)[podflags.AnnotationSnapshotVersion] == "v1-a" })
+	waitFor(t, "annotation after retries", func() bool { return annotations(t, ns)[podflags.AnnotationSnapshotVersion] == "v1-a" })
 	if got := p.count(); got != 4 {
 		t.Errorf("patches = %d, want 3 failures then 1 success", got)
 	}
 }
 
 func TestReportCoalesces(t *testing.T) {
-	r, client, p, run := start(t, 0)
+	r, ns, p, run := start(t, 0)
 	for _, v := range []string{"v1-a", "v1-b", "v1-c"} {
 		r.Report(v) // never blocks, even before Run
 	}
 	run()
-	waitFor(t, "annotation v1-c", func() bool { return annotations(t, client)[podflags.AnnotationSnapshotVersion] == "v1-c" })
+	waitFor(t, "annotation v1-c", func() bool { return annotations(t, ns)[podflags.AnnotationSnapshotVersion] == "v1-c" })
 	if got := p.count(); got != 1 {
 		t.Errorf("patches = %d, want only the newest version written once", got)
 	}
@@ -143,7 +189,7 @@ func TestReportCoalesces(t *testing.T) {
 func TestDisabled(t *testing.T) {
 	t.Setenv(podflags.EnvPodName, "")
 	t.Setenv(podflags.EnvPodNamespace, "ns")
-	r := FromEnv(fake.NewClientset(), nil)
+	r := FromEnv(kube, nil)
 	if r != nil {
 		t.Fatalf("FromEnv without %s = %v, want nil", podflags.EnvPodName, r)
 	}
@@ -154,7 +200,7 @@ func TestDisabled(t *testing.T) {
 	if FromEnv(nil, nil) != nil {
 		t.Error("FromEnv without a client: want nil")
 	}
-	if FromEnv(fake.NewClientset(), nil) == nil {
+	if FromEnv(kube, nil) == nil {
 		t.Error("FromEnv with name, namespace and client: want a Reporter")
 	}
 }

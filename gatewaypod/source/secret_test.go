@@ -25,7 +25,6 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/client-go/kubernetes/fake"
 )
 
 // TestWatchSecret: the mounted directory is offered first (with the
@@ -45,15 +44,25 @@ func TestWatchSecret(t *testing.T) {
 	if err := os.Symlink("..data/a.crt", filepath.Join(dir, "a.crt")); err != nil {
 		t.Fatal(err)
 	}
-	sec := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: "ns", Name: "gw-tls"}, Data: map[string][]byte{"a.crt": []byte("api")}}
-	other := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: "ns", Name: "other"}, Data: map[string][]byte{"a.crt": []byte("no")}}
-	client := fake.NewClientset(sec, other)
+	ns := newNamespace(t)
+	sec, err := kube.CoreV1().Secrets(ns).Create(context.Background(), &corev1.Secret{
+		ObjectMeta: metav1.ObjectMeta{Name: "gw-tls"}, Data: map[string][]byte{"a.crt": []byte("api")},
+	}, metav1.CreateOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Another Secret in the namespace must not be delivered.
+	if _, err := kube.CoreV1().Secrets(ns).Create(context.Background(), &corev1.Secret{
+		ObjectMeta: metav1.ObjectMeta{Name: "other"}, Data: map[string][]byte{"a.crt": []byte("no")},
+	}, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
 	got := make(chan string, 10)
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	done := make(chan error, 1)
 	go func() {
-		done <- WatchSecret(ctx, SecretOptions{Dir: dir, Namespace: "ns", Name: "gw-tls", Client: client,
+		done <- WatchSecret(ctx, SecretOptions{Dir: dir, Namespace: ns, Name: "gw-tls", Client: kube,
 			OnData: func(d map[string][]byte) { got <- string(d["a.crt"]) }})
 	}()
 	next := func(want string) {
@@ -70,7 +79,7 @@ func TestWatchSecret(t *testing.T) {
 	next("file")
 	next("api")
 	sec.Data["a.crt"] = []byte("api2")
-	if _, err := client.CoreV1().Secrets("ns").Update(ctx, sec, metav1.UpdateOptions{}); err != nil {
+	if _, err := kube.CoreV1().Secrets(ns).Update(ctx, sec, metav1.UpdateOptions{}); err != nil {
 		t.Fatal(err)
 	}
 	next("api2")

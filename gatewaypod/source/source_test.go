@@ -34,7 +34,6 @@ import (
 	"github.com/prometheus/client_golang/prometheus/testutil"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/client-go/kubernetes/fake"
 
 	"github.com/portico-dev/portico/gatewaypod/snapshot"
 )
@@ -93,7 +92,7 @@ func eventually(t *testing.T, what string, cond func() bool) {
 		if time.Now().After(deadline) {
 			t.Fatalf("timed out waiting for %s", what)
 		}
-		time.Sleep(5 * time.Millisecond)
+		time.Sleep(50 * time.Millisecond)
 	}
 }
 
@@ -250,16 +249,22 @@ func TestRunConfigMap(t *testing.T) {
 	if err := os.WriteFile(path, boot, 0o644); err != nil {
 		t.Fatal(err)
 	}
-	cm := &corev1.ConfigMap{
-		ObjectMeta: metav1.ObjectMeta{Namespace: "ns", Name: "gw-snapshot"},
+	ns := newNamespace(t)
+	cm, err := kube.CoreV1().ConfigMaps(ns).Create(context.Background(), &corev1.ConfigMap{
+		ObjectMeta: metav1.ObjectMeta{Name: "gw-snapshot"},
 		Data:       map[string]string{snapshot.ConfigMapKey: string(a)},
+	}, metav1.CreateOptions{})
+	if err != nil {
+		t.Fatal(err)
 	}
-	other := &corev1.ConfigMap{
-		ObjectMeta: metav1.ObjectMeta{Namespace: "ns", Name: "unrelated"},
+	// Another ConfigMap in the namespace must not be taken for the snapshot.
+	if _, err := kube.CoreV1().ConfigMaps(ns).Create(context.Background(), &corev1.ConfigMap{
+		ObjectMeta: metav1.ObjectMeta{Name: "unrelated"},
 		Data:       map[string]string{snapshot.ConfigMapKey: string(b)},
+	}, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
 	}
-	client := fake.NewClientset(cm, other)
-	s, rec, _ := newSource(t, Options{File: path, Namespace: "ns", ConfigMap: "gw-snapshot", Client: client})
+	s, rec, _ := newSource(t, Options{File: path, Namespace: ns, ConfigMap: "gw-snapshot", Client: kube})
 
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
@@ -281,9 +286,11 @@ func TestRunConfigMap(t *testing.T) {
 		t.Helper()
 		c := cm.DeepCopy()
 		c.Data = data
-		if _, err := client.CoreV1().ConfigMaps("ns").Update(ctx, c, metav1.UpdateOptions{}); err != nil {
+		updated, err := kube.CoreV1().ConfigMaps(ns).Update(ctx, c, metav1.UpdateOptions{})
+		if err != nil {
 			t.Fatal(err)
 		}
+		cm = updated
 	}
 	// Invalid content and a missing key are rejected; B then goes live.
 	update(map[string]string{snapshot.ConfigMapKey: "{"})
