@@ -151,7 +151,7 @@ func getInfo(ip string) (*fakeInfo, error) {
 func TestClusterRunsDeploymentPods(t *testing.T) {
 	assets := os.Getenv("KUBEBUILDER_ASSETS")
 	if assets == "" {
-		t.Skip("KUBEBUILDER_ASSETS not set (make k8s-assets)")
+		t.Fatal("KUBEBUILDER_ASSETS not set: run `make k8s-assets` (make test sets it)")
 	}
 	workDir, err := os.MkdirTemp("", "minicluster-test-")
 	if err != nil {

@@ -43,7 +43,7 @@ func startAPIServer(t *testing.T) client.Client {
 	if os.Getenv("KUBEBUILDER_ASSETS") == "" {
 		dir, _ := filepath.Abs(filepath.Join(root, "bin", "k8s"))
 		if _, err := os.Stat(filepath.Join(dir, "kube-apiserver")); err != nil {
-			t.Skip("no control plane: set KUBEBUILDER_ASSETS or run `make k8s-assets`")
+			t.Fatal("no control plane: set KUBEBUILDER_ASSETS or run `make k8s-assets` (make test does both)")
 		}
 		env.BinaryAssetsDirectory = dir
 	}
