@@ -119,7 +119,10 @@ func TestParse(t *testing.T) {
 			want: Config{Upstream: Upstream{Protocol: "HTTP", Host: "svc.internal:8443", ConnectTimeout: 5, ReadTimeout: 120, SendTimeout: 30, Tries: 3}}},
 		"auto http is http": {in: map[string]string{n + "backend-protocol": "AUTO_HTTP"}, want: Config{Upstream: Upstream{Protocol: "HTTP"}}},
 		"fcgi refused":      {in: map[string]string{n + "backend-protocol": "FCGI"}, wantErrKey: n + "backend-protocol", wantReason: ReasonRefusedAnnotation},
-		"timeout with unit": {in: map[string]string{n + "proxy-read-timeout": "60s"}, wantErrKey: n + "proxy-read-timeout"},
+		"server aliases lower-cased": {in: map[string]string{n + "server-alias": "Shop.Example.com, www.shop.example.com"},
+			want: Config{Redirect: Redirect{Aliases: []string{"shop.example.com", "www.shop.example.com"}}}},
+		"server alias must be a host": {in: map[string]string{n + "server-alias": "shop.example.com,not a host"}, wantErrKey: n + "server-alias", wantReason: ReasonInvalidAnnotation},
+		"timeout with unit":           {in: map[string]string{n + "proxy-read-timeout": "60s"}, wantErrKey: n + "proxy-read-timeout"},
 		// refused, unsupported, unknown
 		"configuration snippet refused": {in: map[string]string{n + "configuration-snippet": "more_set_headers x;", n + "rewrite-target": "/"}, wantErrKey: n + "configuration-snippet", wantReason: ReasonRefusedAnnotation, wantErrMatch: "snippets inject"},
 		"server snippet refused":        {in: map[string]string{n + "server-snippet": ""}, wantErrKey: n + "server-snippet", wantReason: ReasonRefusedAnnotation},

@@ -1,6 +1,9 @@
 package annotations
 
-import "net/http"
+import (
+	"net/http"
+	"strings"
+)
 
 // Redirect is the redirect group.
 type Redirect struct {
@@ -15,6 +18,9 @@ type Redirect struct {
 	Code int
 	// FromToWWW redirects between host and www.host (308).
 	FromToWWW bool
+	// Aliases are server-alias: further exact host names served exactly
+	// like each rule host of the Ingress, lower-cased.
+	Aliases []string
 }
 
 // RedirectGroup reads the redirect annotations.
@@ -35,11 +41,16 @@ var RedirectGroup = &Group[Redirect]{
 			Doc: "Status code of temporal-redirect, 300..307."},
 		{Name: "from-to-www-redirect", Validator: vBool, Scope: ScopeHost, Risk: RiskLow,
 			Doc: "Redirects www.host to host, or host to www.host, whichever the rule does not name (308)."},
+		{Name: "server-alias", Validator: vList(vHost), Scope: ScopeHost, Risk: RiskLow,
+			Doc: "Comma-separated exact host names served exactly like the Ingress's first exact rule host; a name that is a host of its own, or already an alias, is not taken over (warning)."},
 	},
 	parse: func(r *reader) (Redirect, error) {
 		rd := Redirect{
 			ForceSSLRedirect: r.boolean("force-ssl-redirect", false),
 			FromToWWW:        r.boolean("from-to-www-redirect", false),
+		}
+		for _, a := range splitList(r.str("server-alias")) {
+			rd.Aliases = append(rd.Aliases, strings.ToLower(a))
 		}
 		if r.has("ssl-redirect") {
 			b := r.boolean("ssl-redirect", true)

@@ -287,6 +287,7 @@ func Compile(in Inputs) Output {
 		}
 	}
 	b.fromToWWW(primaries)
+	b.serverAliases(primaries)
 	for _, c := range canaries {
 		if rej := b.addCanary(c); rej != nil {
 			c.res.Reason, c.res.Message, c.res.Warnings = rej.reason, rej.message, nil
@@ -305,7 +306,7 @@ func Compile(in Inputs) Output {
 
 	for _, host := range sortedKeys(b.hosts) {
 		vh := b.hosts[host]
-		v := snapshot.VirtualHost{Host: host, DefaultBackend: vh.def, RedirectHost: vh.redirect}
+		v := snapshot.VirtualHost{Host: host, DefaultBackend: vh.def, RedirectHost: vh.redirect, Aliases: vh.aliases}
 		for _, r := range vh.routes {
 			v.Routes = append(v.Routes, r.route)
 		}
@@ -372,6 +373,7 @@ type vhostBuild struct {
 	routes   []*routeBuild
 	def      *snapshot.Backend
 	redirect string
+	aliases  []string
 }
 
 type routeBuild struct {
@@ -410,6 +412,39 @@ func (b *builder) addPrimary(c *compiled) {
 	if c.def != nil {
 		for _, h := range ruleHosts(c.ing) {
 			b.host(h)
+		}
+	}
+}
+
+// serverAliases adds server-alias names to the virtual hosts of each
+// Ingress's exact rule hosts, oldest Ingress first. A name that is a host
+// of its own, or an alias already, is not taken over: a warning says so.
+func (b *builder) serverAliases(primaries []*compiled) {
+	taken := map[string]string{} // alias -> host it serves
+	for _, c := range primaries {
+		for _, a := range c.cfg.Redirect.Aliases {
+			for _, h := range ruleHosts(c.ing) {
+				vh := b.hosts[h]
+				if h == "" || strings.HasPrefix(h, "*.") || vh == nil || h == a {
+					continue
+				}
+				if _, isHost := b.hosts[a]; isHost {
+					c.res.Warnings = append(c.res.Warnings, Warning{ReasonRouteConflict, fmt.Sprintf(
+						"server-alias %q is a host of its own; it is not an alias of %q", a, h)})
+					break
+				}
+				if prev, ok := taken[a]; ok {
+					if prev != h {
+						c.res.Warnings = append(c.res.Warnings, Warning{ReasonRouteConflict, fmt.Sprintf(
+							"server-alias %q already serves host %q; it is not an alias of %q", a, prev, h)})
+					}
+					break
+				}
+				taken[a] = h
+				vh.aliases = append(vh.aliases, a)
+				slices.Sort(vh.aliases)
+				break // an alias names one virtual host: the Ingress's first exact rule host
+			}
 		}
 	}
 }

@@ -14,6 +14,7 @@ import (
 	"k8s.io/utils/ptr"
 
 	gatewayv1alpha1 "github.com/portico-dev/portico/api/v1alpha1"
+	"github.com/portico-dev/portico/gatewaypod/router"
 	"github.com/portico-dev/portico/gatewaypod/snapshot"
 )
 
@@ -258,5 +259,48 @@ func TestTwoClassesOneInstance(t *testing.T) {
 	}
 	if diff := cmp.Diff([]string{"a.example.com", "b.example.com"}, hosts); diff != "" {
 		t.Errorf("hosts (-want +got):\n%s", diff)
+	}
+}
+
+func TestServerAlias(t *testing.T) {
+	withAlias := func(ing networkingv1.Ingress, aliases string) networkingv1.Ingress {
+		ing.Annotations = map[string]string{"nginx.ingress.kubernetes.io/server-alias": aliases}
+		return ing
+	}
+	classes := []networkingv1.IngressClass{class("portico", "gw", false)}
+	out := Compile(Inputs{Instance: "gw", IngressClasses: classes, Ingresses: []networkingv1.Ingress{
+		withAlias(ingress("ns", "old", "portico", 5, "shop.example.com", path{"/", prefix, "web", port80}), "Store.Example.com, taken.example.com"),
+		withAlias(ingress("ns", "young", "portico", 1, "blog.example.com", path{"/", prefix, "web", port80}), "store.example.com,shop.example.com"),
+		ingress("ns", "owner", "portico", 3, "taken.example.com", path{"/", prefix, "web", port80}),
+	}})
+	aliases := map[string][]string{}
+	for _, h := range out.Snapshot.Hosts {
+		aliases[h.Host] = h.Aliases
+	}
+	if diff := cmp.Diff(map[string][]string{"shop.example.com": {"store.example.com"}, "blog.example.com": nil, "taken.example.com": nil}, aliases); diff != "" {
+		t.Errorf("aliases (-want +got):\n%s", diff)
+	}
+	var warnings []string
+	for _, r := range out.Results {
+		for _, w := range r.Warnings {
+			if w.Reason == ReasonRouteConflict {
+				warnings = append(warnings, r.Ingress.Name+": "+w.Message)
+			}
+		}
+	}
+	want := []string{
+		`old: server-alias "taken.example.com" is a host of its own; it is not an alias of "shop.example.com"`,
+		`young: server-alias "store.example.com" already serves host "shop.example.com"; it is not an alias of "blog.example.com"`,
+		`young: server-alias "shop.example.com" is a host of its own; it is not an alias of "blog.example.com"`,
+	}
+	if diff := cmp.Diff(want, warnings); diff != "" {
+		t.Errorf("warnings (-want +got):\n%s", diff)
+	}
+	rt, err := router.Compile(out.Snapshot)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r, _ := rt.Match("store.example.com", "/x"); r == nil || r.Source != "ns/old" {
+		t.Errorf("store.example.com is not served like shop.example.com: %+v", r)
 	}
 }
