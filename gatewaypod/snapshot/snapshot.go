@@ -317,6 +317,27 @@ func CertificateDataKeys(secret string) (crt, key string) {
 	return string(b) + ".crt", string(b) + ".key"
 }
 
+// CADataKey returns the key of the instance Secret that holds the CA bundle
+// (PEM) taken from secret's "ca.crt": the trust anchors used to verify
+// client certificates (auth-tls-secret) and upstream servers
+// (proxy-ssl-secret). Pin its content in the snapshot with DataHash.
+func CADataKey(secret string) string {
+	crt, _ := CertificateDataKeys(secret)
+	return crt[:len(crt)-len(".crt")] + ".ca"
+}
+
+// DataHash is the hash pinned in the snapshot for key material that travels
+// in the instance Secret (CA bundles and the like): the first 16 hex digits
+// of the SHA-256 of the parts, each followed by a zero byte.
+func DataHash(parts ...[]byte) string {
+	h := sha256.New()
+	for _, p := range parts {
+		h.Write(p)
+		h.Write([]byte{0})
+	}
+	return hex.EncodeToString(h.Sum(nil)[:8])
+}
+
 // CertificateHash is the hash pinned in Certificate.Hash: the first 16 hex
 // digits of the SHA-256 of the chain, a zero byte, and the key.
 func CertificateHash(crt, key []byte) string {
