@@ -392,9 +392,9 @@ func (r *GatewayConfigReconciler) compile(ctx context.Context, gc *gatewayv1alph
 	return compile.Compile(in), nil
 }
 
-// tlsSecrets reads the Secrets named in spec.tls of the given Ingresses
-// (same namespace only, as the Ingress API defines). Missing ones are
-// left out: the compiler reports them.
+// tlsSecrets reads the Secrets the given Ingresses refer to (spec.tls and
+// Secret-valued annotations; same namespace only, see ingressSecretRefs).
+// Missing ones are left out: the compiler reports them.
 func (r *GatewayConfigReconciler) tlsSecrets(ctx context.Context, ings []networkingv1.Ingress, extra *types.NamespacedName) ([]corev1.Secret, error) {
 	reader := r.APIReader
 	if reader == nil {
@@ -405,11 +405,7 @@ func (r *GatewayConfigReconciler) tlsSecrets(ctx context.Context, ings []network
 		keys = append(keys, *extra)
 	}
 	for i := range ings {
-		for _, t := range ings[i].Spec.TLS {
-			if t.SecretName != "" {
-				keys = append(keys, types.NamespacedName{Namespace: ings[i].Namespace, Name: t.SecretName})
-			}
-		}
+		keys = append(keys, ingressSecretRefs(&ings[i])...)
 	}
 	seen := map[types.NamespacedName]bool{}
 	var out []corev1.Secret

@@ -22,18 +22,16 @@ import (
 // not recompile every instance.
 const indexIngressBackendService = "portico.dev/backend-service"
 
-// indexIngressTLSSecret indexes Ingresses by "namespace/name" of their
-// spec.tls Secrets, so a certificate rotation wakes only its instances.
+// indexIngressTLSSecret indexes Ingresses by "namespace/name" of the
+// Secrets they refer to (spec.tls and Secret-valued annotations), so a
+// certificate rotation wakes only its instances.
 const indexIngressTLSSecret = "portico.dev/tls-secret"
 
 func addIndexers(ctx context.Context, mgr ctrl.Manager) error {
 	if err := mgr.GetFieldIndexer().IndexField(ctx, &networkingv1.Ingress{}, indexIngressTLSSecret, func(o client.Object) []string {
-		ing := o.(*networkingv1.Ingress)
 		var out []string
-		for _, t := range ing.Spec.TLS {
-			if t.SecretName != "" {
-				out = append(out, ing.Namespace+"/"+t.SecretName)
-			}
+		for _, ref := range ingressSecretRefs(o.(*networkingv1.Ingress)) {
+			out = append(out, ref.String())
 		}
 		return out
 	}); err != nil {
