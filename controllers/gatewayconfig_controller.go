@@ -233,8 +233,10 @@ func (r *GatewayConfigReconciler) publishWait(name, published, next string) time
 func (r *GatewayConfigReconciler) applyAll(ctx context.Context, gc *gatewayv1alpha1.GatewayConfig, inst render.Instance, out compile.Output) (conflict string, _ error) {
 	desired := []client.Object{
 		inst.ServiceAccount(), inst.Role(), inst.RoleBinding(),
-		inst.ConfigMapWith(out.Encoded, out.Snapshot.Version),
+		// The key material before the snapshot that pins it, so pods
+		// usually have the bytes when a new route or certificate arrives.
 		inst.TLSSecretWith(out.TLSData),
+		inst.ConfigMapWith(out.Encoded, out.Snapshot.Version),
 		inst.Service(), inst.Deployment(r.Params),
 	}
 	var unwanted []client.Object

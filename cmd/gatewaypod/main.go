@@ -230,7 +230,10 @@ func run(ctx context.Context, args []string, logOut io.Writer) error {
 		ReadHeaderTimeout: orDefault(flags.ClientHeaderTimeout, defaultClientHeaderTimeout),
 		IdleTimeout:       orDefault(flags.ClientIdleTimeout, defaultClientIdleTimeout),
 		MaxHeaderBytes:    orDefault(flags.MaxHeaderBytes, defaultMaxHeaderBytes),
-		ErrorLog:          serverLog,
+		// h2c (HTTP/2 prior knowledge) next to HTTP/1.1, for gRPC clients
+		// without TLS; net/http tells the two apart by the preface.
+		Protocols: proxy.PlainProtocols(!flags.DisableHTTP2),
+		ErrorLog:  serverLog,
 	}
 	healthSrv := &http.Server{
 		Handler:           healthHandler(px, &draining, reg),
@@ -259,6 +262,27 @@ func run(ctx context.Context, args []string, logOut io.Writer) error {
 	}
 	go serve(proxySrv, httpLn)
 	go serve(healthSrv, healthLn)
+	if httpsLn != nil || flags.TLSSecret != "" {
+		// The instance Secret holds the served certificates and the CA
+		// bundles and client certificates of HTTPS/GRPCS upstreams.
+		go func() {
+			if err := source.WatchSecret(bg, source.SecretOptions{
+				Dir:       flags.TLSDirectory(),
+				Namespace: flags.SnapshotNamespace,
+				Name:      flags.TLSSecret,
+				Client:    client,
+				OnData: func(data map[string][]byte) {
+					if certs != nil {
+						certs.SetData(data)
+					}
+					px.SetTLSData(data)
+				},
+				Logger: log,
+			}); err != nil {
+				serveErr <- fmt.Errorf("TLS Secret source: %w", err)
+			}
+		}()
+	}
 	var httpsSrv *http.Server
 	if httpsLn != nil {
 		httpsSrv = &http.Server{
@@ -270,18 +294,6 @@ func run(ctx context.Context, args []string, logOut io.Writer) error {
 			MaxHeaderBytes:    proxySrv.MaxHeaderBytes,
 			ErrorLog:          serverLog,
 		}
-		go func() {
-			if err := source.WatchSecret(bg, source.SecretOptions{
-				Dir:       flags.TLSDirectory(),
-				Namespace: flags.SnapshotNamespace,
-				Name:      flags.TLSSecret,
-				Client:    client,
-				OnData:    certs.SetData,
-				Logger:    log,
-			}); err != nil {
-				serveErr <- fmt.Errorf("TLS Secret source: %w", err)
-			}
-		}()
 		go serve(httpsSrv, httpsLn)
 		log.Info("Serving TLS", "httpsAddress", httpsLn.Addr().String(), "tlsDir", flags.TLSDirectory(), "tlsSecret", flags.TLSSecret,
 			"http2", !flags.DisableHTTP2)

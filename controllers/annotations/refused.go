@@ -40,9 +40,7 @@ var unsupported = map[string]bool{
 	"auth-cache-duration": true, "auth-proxy-set-headers": true, "auth-keepalive": true,
 	"auth-always-set-cookie": true, "auth-tls-secret": true, "auth-tls-verify-client": true,
 	"auth-tls-verify-depth": true, "auth-tls-error-page": true, "auth-tls-pass-certificate-to-upstream": true,
-	"auth-tls-match-cn": true, "proxy-ssl-secret": true, "proxy-ssl-verify": true,
-	"proxy-ssl-verify-depth": true, "proxy-ssl-name": true, "proxy-ssl-server-name": true,
-	"proxy-ssl-protocols": true, "proxy-ssl-ciphers": true, "satisfy": true,
+	"auth-tls-match-cn": true, "satisfy": true,
 }
 
 // ignored are ingress-nginx annotations that are accepted with a warning:

@@ -8,7 +8,8 @@ import (
 
 // Upstream is the upstream group.
 type Upstream struct {
-	// Protocol is HTTP, HTTPS, GRPC or GRPCS; "" when unset (AUTO_HTTP is HTTP).
+	// Protocol is HTTP, HTTPS, GRPC or GRPCS (snapshot.Protocol*); "" when
+	// unset (AUTO_HTTP is HTTP).
 	Protocol string
 	// Host is upstream-vhost, lower-cased host[:port].
 	Host string
@@ -24,7 +25,7 @@ var UpstreamGroup = &Group[Upstream]{
 	Name: "upstream",
 	Annotations: []Annotation{
 		{Name: "backend-protocol", Validator: vBackendProtocol, Scope: ScopeLocation, Risk: RiskLow,
-			Doc: "HTTP or AUTO_HTTP (= HTTP). HTTPS, GRPC and GRPCS are rejected as not supported yet: the gateway speaks plain HTTP/1.1 to upstreams, and sending plaintext where TLS or gRPC was asked for would break or weaken the backend. FCGI is refused."},
+			Doc: "HTTP (default; AUTO_HTTP is HTTP), HTTPS (HTTP/1.1 over TLS, see proxy-ssl-*), GRPC (HTTP/2 without TLS, prior knowledge) or GRPCS (HTTP/2 over TLS). gRPC clients reach the gateway over HTTP/2 (TLS with ALPN, or h2c on the plain port). FCGI and AJP are refused."},
 		{Name: "upstream-vhost", Validator: vHostPort, Scope: ScopeLocation, Risk: RiskLow, Doc: "Host header sent upstream."},
 		{Name: "proxy-connect-timeout", Validator: vInt(0, 3600), Scope: ScopeLocation, Risk: RiskLow, Doc: "Seconds to connect upstream."},
 		{Name: "proxy-read-timeout", Validator: vInt(0, 86400), Scope: ScopeLocation, Risk: RiskLow, Doc: "Seconds between two reads from upstream."},
@@ -44,18 +45,14 @@ var UpstreamGroup = &Group[Upstream]{
 			u.Protocol = snapshot.ProtocolHTTP
 		}
 		switch u.Protocol {
-		case "FCGI":
-			return Upstream{}, r.errorf("backend-protocol", ReasonRefusedAnnotation, "FCGI is not supported")
-		case snapshot.ProtocolHTTPS, snapshot.ProtocolGRPC, snapshot.ProtocolGRPCS:
-			// Until gatewaypod speaks TLS and HTTP/2 upstream, accepting these
-			// would send plaintext HTTP/1.1 where the user asked for TLS or gRPC.
-			return Upstream{}, r.errorf("backend-protocol", ReasonUnsupportedAnnotation,
-				"%s upstreams are not supported yet (the gateway speaks plain HTTP/1.1 to backends)", u.Protocol)
+		case "FCGI", "AJP":
+			return Upstream{}, r.errorf("backend-protocol", ReasonRefusedAnnotation,
+				"%s upstreams are not supported; use HTTP, HTTPS, GRPC or GRPCS", u.Protocol)
 		}
 		return u, nil
 	},
 }
 
 func vBackendProtocol(v string) error {
-	return vEnum("HTTP", "HTTPS", "GRPC", "GRPCS", "AUTO_HTTP", "FCGI")(strings.ToUpper(strings.TrimSpace(v)))
+	return vEnum("HTTP", "HTTPS", "GRPC", "GRPCS", "AUTO_HTTP", "FCGI", "AJP")(strings.ToUpper(strings.TrimSpace(v)))
 }

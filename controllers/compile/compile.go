@@ -147,8 +147,10 @@ type Output struct {
 	// JSON: compressed above snapshot.CompressThreshold).
 	Encoded []byte
 	// TLSData is the instance Secret's data: for each Certificate in the
-	// snapshot, its chain and key under snapshot.CertificateDataKeys. Nil
-	// when there is no certificate. Never put it in the ConfigMap.
+	// snapshot, its chain and key under snapshot.CertificateDataKeys, and
+	// for each upstream TLS Secret (proxy-ssl-secret) its CA under
+	// snapshot.CADataKey and client certificate under CertificateDataKeys.
+	// Nil when there is no key material. Never put it in the ConfigMap.
 	TLSData map[string][]byte
 	// Classes are the names of the IngressClasses bound to the instance, sorted.
 	Classes []string
@@ -198,6 +200,7 @@ type compiled struct {
 	cfg    annotations.Config
 	routes []hostRoute
 	def    *snapshot.Backend
+	upTLS  upstreamTLS // proxy-ssl-* (see upstreamtls.go)
 }
 
 // Compile builds the instance's snapshot.
@@ -223,6 +226,7 @@ func Compile(in Inputs) Output {
 	})
 
 	results := make([]Result, len(ings))
+	secrets := secretIndex(in.Secrets)
 	var primaries, canaries []*compiled
 	for i, ing := range ings {
 		res := &results[i]
@@ -241,6 +245,15 @@ func Compile(in Inputs) Output {
 			res.Warnings = append(res.Warnings, Warning{ReasonAnnotationWarning, w})
 		}
 		c := &compiled{ing: ing, src: ing.Namespace + "/" + ing.Name, res: res, cfg: cfg}
+		if !cfg.Canary.Enabled {
+			up, warnings, rej := resolveUpstreamTLS(ing, &cfg, secrets)
+			if rej != nil {
+				res.Reason, res.Message, res.Warnings = rej.reason, rej.message, nil
+				continue
+			}
+			c.upTLS = up
+			res.Warnings = append(res.Warnings, warnings...)
+		}
 		if rej := translate(c, idx); rej != nil {
 			res.Reason, res.Message = rej.reason, rej.message
 			res.Warnings = nil
@@ -303,6 +316,7 @@ func Compile(in Inputs) Output {
 			out.Warnings = append(out.Warnings, *w)
 		}
 	}
+	out.TLSData = withUpstreamTLSData(out.TLSData, primaries)
 
 	for _, host := range sortedKeys(b.hosts) {
 		vh := b.hosts[host]
@@ -527,7 +541,7 @@ func (b *builder) addCanary(c *compiled) *rejection {
 		p.portico = p.portico && cc.Portico
 	}
 	var ignored []string
-	for name, v := range map[string]any{"rewrite": c.cfg.Rewrite, "redirect": c.cfg.Redirect, "cors": c.cfg.CORS, "access": c.cfg.Access, "limits": c.cfg.Limits, "upstream": c.cfg.Upstream} {
+	for name, v := range map[string]any{"rewrite": c.cfg.Rewrite, "redirect": c.cfg.Redirect, "cors": c.cfg.CORS, "access": c.cfg.Access, "limits": c.cfg.Limits, "upstream": c.cfg.Upstream, "proxy-ssl": c.cfg.ProxySSL} {
 		if !reflect.ValueOf(v).IsZero() {
 			ignored = append(ignored, name)
 		}
@@ -574,6 +588,9 @@ func translate(c *compiled, idx *index) *rejection {
 		}
 	}
 	pol := policies(&c.cfg)
+	if c.upTLS.settings != nil && pol.upstream != nil {
+		pol.upstream.TLS = c.upTLS.settings
+	}
 	for i, rule := range ing.Spec.Rules {
 		host := strings.ToLower(rule.Host)
 		if host != "" {

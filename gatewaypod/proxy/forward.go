@@ -84,6 +84,9 @@ func (a *attempt) run(h *upstreamHost) (int, error) {
 			if ctx.Err() != nil {
 				return 0, &failure{err: err, status: StatusClientClosedRequest}
 			}
+			if f, ok := err.(*failure); ok { // upstream TLS material not loaded
+				return 0, f
+			}
 			return 0, &failure{err: err, connect: true, replayable: true}
 		}
 		if reused && a.hasBody && time.Since(pc.idleSince) > time.Second && !pc.alive() {

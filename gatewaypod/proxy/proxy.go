@@ -33,6 +33,12 @@ limitations under the License.
 // request is written and its response read on the handler's goroutine, on a
 // pooled connection, with headers written straight to the connection's
 // buffer. Upgrade requests (WebSocket) go through httputil.ReverseProxy.
+//
+// HTTPS routes use the same HTTP/1.1 path on TLS connections (pooled per
+// endpoint and TLS configuration); GRPC and GRPCS routes go through
+// httputil.ReverseProxy with a pooled HTTP/2 transport (h2c prior knowledge,
+// or TLS with ALPN h2), streaming both ways and relaying trailers. See
+// upstreamtls.go and grpc.go.
 package proxy
 
 import (
@@ -129,10 +135,13 @@ type Proxy struct {
 	policy   balancer.Policy
 	pools    *connPools
 	upgrade  *httputil.ReverseProxy
-	buffers  *bufferPool
-	trust    trust
-	log      *slog.Logger
-	metrics  *metrics
+	http2    *httputil.ReverseProxy // GRPC and GRPCS routes
+	// upstreams are the TLS / HTTP/2 configurations of non-HTTP routes.
+	upstreams *upstreams
+	buffers   *bufferPool
+	trust     trust
+	log       *slog.Logger
+	metrics   *metrics
 
 	readTimeout  time.Duration
 	sendTimeout  time.Duration
@@ -213,19 +222,25 @@ func New(opts Options) (*Proxy, error) {
 		limits:       newLimiters(),
 		stopJanitor:  make(chan struct{}),
 	}
+	p.upstreams = newUpstreams(&p.pools.dialer, p.pools.idleTimeout, p.readTimeout, log)
 	p.upgrade = &httputil.ReverseProxy{
 		Rewrite:      p.rewriteUpgrade,
-		Transport:    transport,
+		Transport:    routeTransport{def: transport},
 		BufferPool:   p.buffers,
 		ErrorHandler: p.upgradeError,
 		ErrorLog:     slog.NewLogLogger(log.Handler(), slog.LevelDebug),
 	}
+	p.http2 = p.newHTTP2Proxy(routeTransport{def: transport})
 	m.ejected = prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 		Name: MetricEjectedEndpoints,
 		Help: "Endpoints currently out of rotation after consecutive failures (passive health).",
 	}, func() float64 { return float64(p.registry.Ejected()) })
 	if opts.Registerer != nil {
-		if err := opts.Registerer.Register(m.ejected); err != nil {
+		err := opts.Registerer.Register(m.ejected)
+		if err == nil {
+			err = opts.Registerer.Register(p.upstreams.errs)
+		}
+		if err != nil {
 			if access != nil {
 				access.close()
 			}
@@ -243,6 +258,7 @@ func (p *Proxy) Close() {
 	p.closeOnce.Do(func() {
 		close(p.stopJanitor)
 		p.pools.closeIdle()
+		p.upstreams.closeIdle()
 		if p.access != nil {
 			p.access.close()
 		}
@@ -294,11 +310,19 @@ func (p *Proxy) Swap(rt *router.Router) *router.Router {
 	p.metrics.swapped(rt)
 	p.registry.Sweep(endpointStateTTL, rt.BackendNames())
 	p.pools.sweep(func(addr string, ep *balancer.Endpoint) bool { return p.registry.Has(addr, ep) })
+	p.upstreams.sweep(rt.BackendNames())
 	if old == nil {
 		return nil
 	}
 	return old.rt
 }
+
+// SetTLSData gives the proxy the instance TLS Secret's data, which holds
+// the CA bundles and client certificates of HTTPS and GRPCS routes (see
+// snapshot.UpstreamTLS). Routes whose material is missing or does not match
+// its pin keep the material loaded before, or answer 502 when there is
+// none; they are never served without TLS or verification.
+func (p *Proxy) SetTLSData(data map[string][]byte) { p.upstreams.setData(data) }
 
 // Router returns the router in use, or nil before the first Swap.
 func (p *Proxy) Router() *router.Router {
@@ -421,6 +445,9 @@ func (p *Proxy) serve(w http.ResponseWriter, req *http.Request, e *accessEntry) 
 	}
 	i, setCookie := t.pick(req)
 	if i < 0 {
+		if t.up != nil && t.up.http2() && isGRPC(req) {
+			return p.grpcReply(w, http.StatusServiceUnavailable, "no ready endpoints for this route"), t, false
+		}
 		return p.reply(w, http.StatusServiceUnavailable, "no ready endpoints for this route"), t, false
 	}
 	a.setCookie = setCookie
@@ -434,6 +461,9 @@ func (p *Proxy) serve(w http.ResponseWriter, req *http.Request, e *accessEntry) 
 			mw = e.w.ResponseWriter // net/http's own writer: it closes the connection after a 413
 		}
 		req.Body = http.MaxBytesReader(mw, req.Body, maxBody)
+	}
+	if t.up != nil && t.up.http2() {
+		return p.serveHTTP2(w, req, t, i, &d, fwdPath, &a), t, false
 	}
 	a.uri = upstreamPath(&d, fwdPath)
 	a.hasBody = req.Body != nil && req.Body != http.NoBody && req.ContentLength != 0
@@ -554,6 +584,11 @@ type upgradeTarget struct {
 	status      *statusRecorder
 	failureSeen bool
 	log         *accessEntry // nil unless access logged
+	// up is the route's TLS / HTTP/2 configuration; nil for plain HTTP.
+	up *upstreamConfig
+	// cors and setCookie decorate responses of HTTP/2 routes.
+	cors      *corsReply
+	setCookie string
 }
 
 // serveUpgrade forwards a protocol upgrade (WebSocket) with
@@ -564,7 +599,7 @@ func (p *Proxy) serveUpgrade(w http.ResponseWriter, req *http.Request, t *target
 	ep := t.pool.Endpoints[i]
 	sw := &statusRecorder{ResponseWriter: w}
 	ut := &upgradeTarget{addr: ep.Addr, backend: t.pool.Name, path: d.Path, raw: fwdPath, query: d.RawQuery,
-		host: a.host, prefix: a.prefix, f: a.f, ep: ep, status: sw, log: a.log}
+		host: a.host, prefix: a.prefix, f: a.f, ep: ep, status: sw, log: a.log, up: t.up}
 	if a.log != nil {
 		a.log.endpoint = ep.Addr
 	}
@@ -582,7 +617,11 @@ func (p *Proxy) serveUpgrade(w http.ResponseWriter, req *http.Request, t *target
 
 func (p *Proxy) rewriteUpgrade(pr *httputil.ProxyRequest) {
 	ut := pr.In.Context().Value(upgradeKey{}).(*upgradeTarget)
-	pr.Out.URL = &url.URL{Scheme: "http", Host: ut.addr, Path: ut.path, RawQuery: ut.query}
+	scheme := "http"
+	if ut.up != nil {
+		scheme = ut.up.scheme()
+	}
+	pr.Out.URL = &url.URL{Scheme: scheme, Host: ut.addr, Path: ut.path, RawQuery: ut.query}
 	if ut.raw != ut.path {
 		pr.Out.URL.RawPath = ut.raw
 	}

@@ -38,8 +38,10 @@ import (
 // balancing policy, affinity cookies, metric children) computed once per
 // router.
 type target struct {
-	pool     *balancer.Pool
-	hosts    []*upstreamHost // parallel to pool.Endpoints
+	pool  *balancer.Pool
+	hosts []*upstreamHost // parallel to pool.Endpoints
+	// up is the route's TLS / HTTP/2 upstream configuration; nil for HTTP.
+	up       *upstreamConfig
 	policy   balancer.Policy
 	affinity *affinity // nil without cookie affinity
 	// duration is the request duration histogram child per code class.
@@ -67,8 +69,11 @@ func (p *Proxy) target(st *state, d *router.Decision) *target {
 	}
 	pool := p.registry.Pool(b.Name, b.Endpoints, nil)
 	t := &target{pool: pool, hosts: make([]*upstreamHost, len(pool.Endpoints)), policy: balancer.RoundRobin{}}
+	if d.Route != nil {
+		t.up = p.upstreams.config(d.Route.Upstream, b.Name)
+	}
 	for i, ep := range pool.Endpoints {
-		t.hosts[i] = p.pools.host(ep.Addr, ep)
+		t.hosts[i] = p.pools.host(ep.Addr, ep, t.up)
 	}
 	if bal := d.Balancer; bal != nil {
 		switch {

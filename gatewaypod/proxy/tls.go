@@ -224,3 +224,13 @@ func ServerProtocols(http2 bool) *http.Protocols {
 	p.SetHTTP2(http2)
 	return p
 }
+
+// PlainProtocols is the http.Server.Protocols of the plain-text listener:
+// HTTP/1.1, and HTTP/2 with prior knowledge (h2c, as gRPC clients without
+// TLS speak it) when http2. h2c by Upgrade header is not offered.
+func PlainProtocols(http2 bool) *http.Protocols {
+	p := new(http.Protocols)
+	p.SetHTTP1(true)
+	p.SetUnencryptedHTTP2(http2)
+	return p
+}

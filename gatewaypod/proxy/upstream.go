@@ -43,6 +43,9 @@ type upstreamHost struct {
 	addr string
 	ep   *balancer.Endpoint
 	cp   *connPools
+	// up, when set, wraps new connections in TLS (HTTPS routes); hosts of
+	// one address differ by up, so plain and TLS connections never mix.
+	up *upstreamConfig
 
 	mu        sync.Mutex
 	idle      []*upConn // LIFO: the most recently used is reused first
@@ -83,13 +86,17 @@ type connPools struct {
 	hosts map[string]*upstreamHost
 }
 
-func (cp *connPools) host(addr string, ep *balancer.Endpoint) *upstreamHost {
+func (cp *connPools) host(addr string, ep *balancer.Endpoint, up *upstreamConfig) *upstreamHost {
+	key := addr
+	if up != nil {
+		key = addr + "\x00" + up.key
+	}
 	cp.mu.Lock()
 	defer cp.mu.Unlock()
-	h := cp.hosts[addr]
+	h := cp.hosts[key]
 	if h == nil || h.ep != ep {
-		h = &upstreamHost{addr: addr, ep: ep, cp: cp}
-		cp.hosts[addr] = h
+		h = &upstreamHost{addr: addr, ep: ep, cp: cp, up: up}
+		cp.hosts[key] = h
 	}
 	return h
 }
@@ -119,6 +126,11 @@ func (h *upstreamHost) get(ctx context.Context, connectTimeout time.Duration) (p
 	c, err := d.DialContext(ctx, "tcp", h.addr)
 	if err != nil {
 		return nil, false, err
+	}
+	if h.up != nil {
+		if c, err = h.up.dialTLS(ctx, c, d.Timeout); err != nil {
+			return nil, false, err
+		}
 	}
 	return &upConn{
 		host: h,
@@ -177,7 +189,7 @@ func (cp *connPools) sweep(keep func(addr string, ep *balancer.Endpoint) bool) {
 	var stale []*upConn
 	for a, h := range cp.hosts {
 		h.mu.Lock()
-		if keep != nil && !keep(a, h.ep) {
+		if keep != nil && !keep(h.addr, h.ep) {
 			stale = append(stale, h.idle...)
 			h.idle = nil
 			h.retired = true

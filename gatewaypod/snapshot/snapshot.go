@@ -287,6 +287,9 @@ type Upstream struct {
 	// Tries bounds attempts on further endpoints after a failure; 0 means
 	// the gateway default.
 	Tries int `json:"tries,omitempty"`
+	// TLS configures TLS to HTTPS and GRPCS upstreams; nil means TLS
+	// without verification, ingress-nginx's default. See UpstreamTLS.
+	TLS *UpstreamTLS `json:"tls,omitempty"`
 }
 
 // Certificate is a TLS certificate served for Hosts. The PEM bytes are in

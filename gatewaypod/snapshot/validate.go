@@ -246,6 +246,7 @@ func validateRoute(where string, r *Route) []error {
 		if u.ConnectTimeoutMs < 0 || u.ReadTimeoutMs < 0 || u.SendTimeoutMs < 0 || u.Tries < 0 {
 			errs = append(errs, fmt.Errorf("%s.upstream: negative value", where))
 		}
+		errs = append(errs, validateUpstreamTLS(where+".upstream", u)...)
 	}
 	return errs
 }

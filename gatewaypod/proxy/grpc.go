@@ -1,0 +1,196 @@
+/*
+Copyright 2026 The Portico Authors.
+
+Licensed under the Apache License, Version 2.0 (the "License");
+you may not use this file except in compliance with the License.
+You may obtain a copy of the License at
+
+    http://www.apache.org/licenses/LICENSE-2.0
+
+Unless required by applicable law or agreed to in writing, software
+distributed under the License is distributed on an "AS IS" BASIS,
+WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+See the License for the specific language governing permissions and
+limitations under the License.
+*/
+
+package proxy
+
+import (
+	"context"
+	"errors"
+	"net/http"
+	"net/http/httputil"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/portico-dev/portico/gatewaypod/router"
+)
+
+// gRPC status codes the proxy answers with (google.golang.org/grpc/codes).
+const (
+	grpcUnknown           = 2
+	grpcDeadlineExceeded  = 4
+	grpcPermissionDenied  = 7
+	grpcResourceExhausted = 8
+	grpcUnimplemented     = 12
+	grpcInternal          = 13
+	grpcUnavailable       = 14
+	grpcUnauthenticated   = 16
+)
+
+// isGRPC reports a gRPC request (application/grpc, +proto, +json ...).
+func isGRPC(req *http.Request) bool {
+	ct := req.Header.Get("Content-Type")
+	return strings.HasPrefix(ct, "application/grpc") && (len(ct) == len("application/grpc") || ct[len("application/grpc")] == '+' || ct[len("application/grpc")] == ';')
+}
+
+// grpcStatus maps a status the proxy generates to a gRPC code, as gRPC's
+// HTTP-to-gRPC mapping does (Envoy answers gRPC clients the same way),
+// except that a gateway timeout is DEADLINE_EXCEEDED and a body too large
+// is RESOURCE_EXHAUSTED.
+func grpcStatus(code int) int {
+	switch code {
+	case http.StatusBadRequest:
+		return grpcInternal
+	case http.StatusUnauthorized:
+		return grpcUnauthenticated
+	case http.StatusForbidden:
+		return grpcPermissionDenied
+	case http.StatusNotFound:
+		return grpcUnimplemented
+	case http.StatusRequestEntityTooLarge:
+		return grpcResourceExhausted
+	case http.StatusGatewayTimeout:
+		return grpcDeadlineExceeded
+	case http.StatusTooManyRequests, http.StatusBadGateway, http.StatusServiceUnavailable:
+		return grpcUnavailable
+	}
+	return grpcUnknown
+}
+
+// grpcReply answers a gRPC client with a Trailers-Only response: HTTP 200,
+// grpc-status and grpc-message in the header block, no body. It returns
+// code, the status recorded for metrics and the access log. msg must be
+// plain ASCII without '%' (it is sent as is, not percent-encoded).
+func (p *Proxy) grpcReply(w http.ResponseWriter, code int, msg string) int {
+	h := w.Header()
+	h.Set("Server", ServerHeader)
+	h.Set("Content-Type", "application/grpc")
+	h.Set("Grpc-Status", strconv.Itoa(grpcStatus(code)))
+	h.Set("Grpc-Message", msg)
+	w.WriteHeader(http.StatusOK)
+	return code
+}
+
+// serveHTTP2 forwards a request of a GRPC or GRPCS route over HTTP/2 with
+// httputil.ReverseProxy and the route's pooled transport: bodies stream
+// both ways without buffering, responses are flushed as they come, and
+// trailers (grpc-status, grpc-message) are relayed. A failure becomes a
+// gRPC status for gRPC clients and 502/504 for others.
+func (p *Proxy) serveHTTP2(w http.ResponseWriter, req *http.Request, t *target, i int, d *router.Decision, fwdPath string, a *attempt) int {
+	ep := t.pool.Endpoints[i]
+	sw := &statusRecorder{ResponseWriter: w}
+	ut := &upgradeTarget{addr: ep.Addr, backend: t.pool.Name, path: d.Path, raw: fwdPath, query: d.RawQuery,
+		host: a.host, prefix: a.prefix, f: a.f, ep: ep, status: sw, log: a.log, up: t.up, cors: a.cors, setCookie: a.setCookie}
+	if a.log != nil {
+		a.log.endpoint = ep.Addr
+	}
+	if d.Rewritten {
+		ut.raw = d.Path
+	}
+	// No per-read timeout here: gRPC streams may be long-lived and carry
+	// their own deadlines; the transport bounds the wait for the header.
+	ctx := context.WithValue(req.Context(), upgradeKey{}, ut)
+	ep.Acquire()
+	defer ep.Release()
+	p.http2.ServeHTTP(sw, req.WithContext(ctx))
+	code := sw.status()
+	switch {
+	case ut.failureSeen:
+	case code >= 500:
+		ep.ReportFailure(time.Now())
+	default:
+		ep.ReportSuccess()
+	}
+	return code
+}
+
+// modifyHTTP2 decorates a relayed response like the fast path does.
+func (p *Proxy) modifyHTTP2(res *http.Response) error {
+	ut, ok := res.Request.Context().Value(upgradeKey{}).(*upgradeTarget)
+	if !ok {
+		return nil
+	}
+	if ut.cors != nil {
+		ut.cors.decorate(res.Header)
+	}
+	if ut.setCookie != "" {
+		res.Header["Set-Cookie"] = append(res.Header["Set-Cookie"], ut.setCookie)
+	}
+	return nil
+}
+
+// http2Error answers when an HTTP/2 upstream could not be reached or broke
+// before its response header: a gRPC status for gRPC clients (14
+// UNAVAILABLE, 4 DEADLINE_EXCEEDED), else 502/504.
+func (p *Proxy) http2Error(w http.ResponseWriter, req *http.Request, err error) {
+	ut := req.Context().Value(upgradeKey{}).(*upgradeTarget)
+	ut.failureSeen = true
+	code := http.StatusBadGateway
+	switch {
+	case req.Context().Err() != nil && !errors.Is(req.Context().Err(), context.DeadlineExceeded):
+		code = StatusClientClosedRequest
+	case errors.Is(err, errUpstreamTLSUnavailable):
+		// Not the endpoint's fault: no passive-health failure.
+	case isTimeout(err):
+		code = http.StatusGatewayTimeout
+		ut.ep.ReportFailure(time.Now())
+	default:
+		ut.ep.ReportFailure(time.Now())
+	}
+	if code == StatusClientClosedRequest {
+		w.WriteHeader(code)
+		return
+	}
+	p.log.Warn("Upstream request failed", "backend", ut.backend, "endpoint", ut.addr, "host", req.Host,
+		"path", req.URL.Path, "status", code, "err", err)
+	if isGRPC(req) {
+		p.grpcReply(w, code, "upstream unavailable: "+http.StatusText(code))
+		return
+	}
+	p.reply(w, code, http.StatusText(code))
+}
+
+// routeTransport sends the requests of the ReverseProxy paths (upgrades,
+// HTTP/2 routes) with their route's transport, or def for plain HTTP.
+type routeTransport struct{ def http.RoundTripper }
+
+func (rt routeTransport) RoundTrip(req *http.Request) (*http.Response, error) {
+	ut, _ := req.Context().Value(upgradeKey{}).(*upgradeTarget)
+	if ut == nil || ut.up == nil {
+		return rt.def.RoundTrip(req)
+	}
+	g := ut.up.gen.Load()
+	if g.err != nil {
+		if req.Body != nil {
+			_ = req.Body.Close()
+		}
+		return nil, g.err
+	}
+	return g.rt.RoundTrip(req)
+}
+
+// newHTTP2Proxy returns the ReverseProxy of HTTP/2 routes.
+func (p *Proxy) newHTTP2Proxy(rt http.RoundTripper) *httputil.ReverseProxy {
+	return &httputil.ReverseProxy{
+		Rewrite:        p.rewriteUpgrade,
+		Transport:      rt,
+		BufferPool:     p.buffers,
+		FlushInterval:  -1, // flush every write: gRPC messages must not wait
+		ModifyResponse: p.modifyHTTP2,
+		ErrorHandler:   p.http2Error,
+		ErrorLog:       p.upgrade.ErrorLog,
+	}
+}
