@@ -161,6 +161,7 @@ func Docs() []Doc {
 	add(LimitsGroup.Name, LimitsGroup.Annotations)
 	add(BalancerGroup.Name, BalancerGroup.Annotations)
 	add(UpstreamGroup.Name, UpstreamGroup.Annotations)
+	add(ClientAuthGroup.Name, ClientAuthGroup.Annotations)
 	return out
 }
 
@@ -255,6 +256,8 @@ type Config struct {
 	Limits   Limits
 	Balancer Balancer
 	Upstream Upstream
+	// ClientAuth is auth-tls-*.
+	ClientAuth ClientAuth
 	// Warnings are problems that do not reject the Ingress (an annotation
 	// ignored, a value adjusted the way ingress-nginx adjusts it), sorted.
 	Warnings []string
@@ -300,6 +303,9 @@ func ParseMap(annotations map[string]string) (Config, error) {
 		return Config{}, err
 	}
 	if c.Upstream, err = UpstreamGroup.run(r); err != nil {
+		return Config{}, err
+	}
+	if c.ClientAuth, err = ClientAuthGroup.run(r); err != nil {
 		return Config{}, err
 	}
 	r.warnings = append(r.warnings, unknownWarnings(annotations)...)

@@ -198,6 +198,8 @@ type compiled struct {
 	cfg    annotations.Config
 	routes []hostRoute
 	def    *snapshot.Backend
+	// clientAuth is the resolved auth-tls-* (nil without).
+	clientAuth *clientAuthOf
 }
 
 // Compile builds the instance's snapshot.
@@ -241,7 +243,11 @@ func Compile(in Inputs) Output {
 			res.Warnings = append(res.Warnings, Warning{ReasonAnnotationWarning, w})
 		}
 		c := &compiled{ing: ing, src: ing.Namespace + "/" + ing.Name, res: res, cfg: cfg}
-		if rej := translate(c, idx); rej != nil {
+		rej := translate(c, idx)
+		if rej == nil {
+			rej = resolveClientAuth(c, in.Secrets)
+		}
+		if rej != nil {
 			res.Reason, res.Message = rej.reason, rej.message
 			res.Warnings = nil
 			continue
@@ -296,6 +302,7 @@ func Compile(in Inputs) Output {
 		c.res.Accepted, c.res.Reason = true, ReasonAccepted
 	}
 	snap.Certificates, out.TLSData = certificates(primaries, in.Secrets)
+	out.TLSData = b.clientAuth(primaries, out.TLSData)
 	if in.DefaultCertificate != nil {
 		var w *Warning
 		snap.Certificates, out.TLSData, w = withDefaultCertificate(snap.Certificates, out.TLSData, *in.DefaultCertificate, in.Secrets)
@@ -306,7 +313,7 @@ func Compile(in Inputs) Output {
 
 	for _, host := range sortedKeys(b.hosts) {
 		vh := b.hosts[host]
-		v := snapshot.VirtualHost{Host: host, DefaultBackend: vh.def, RedirectHost: vh.redirect, Aliases: vh.aliases}
+		v := snapshot.VirtualHost{Host: host, DefaultBackend: vh.def, RedirectHost: vh.redirect, Aliases: vh.aliases, ClientAuth: vh.clientAuth}
 		for _, r := range vh.routes {
 			v.Routes = append(v.Routes, r.route)
 		}
@@ -374,6 +381,8 @@ type vhostBuild struct {
 	def      *snapshot.Backend
 	redirect string
 	aliases  []string
+	// clientAuth is the host's auth-tls-* (see builder.clientAuth).
+	clientAuth *snapshot.ClientAuth
 }
 
 type routeBuild struct {

@@ -141,6 +141,7 @@ type Proxy struct {
 	requestIDs   *requestIDs
 	access       *accessLog // nil: access log off
 	limits       *limiters  // per-route, per-client rate and connection limits
+	clientCAs    ClientCAs  // client CA bundles (auth-tls-*), see SetClientCAs
 
 	stopJanitor chan struct{}
 	closeOnce   sync.Once
@@ -352,6 +353,9 @@ func (p *Proxy) serve(w http.ResponseWriter, req *http.Request, e *accessEntry) 
 		req.URL.RawPath = fwdPath
 	}
 	d := st.rt.Decide(req)
+	if code, done := p.clientAuth(w, req, st, &d); done {
+		return code, nil, false
+	}
 	if d.Redirect != nil {
 		return p.redirect(w, d.Redirect), nil, false
 	}

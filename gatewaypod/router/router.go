@@ -76,6 +76,7 @@ type vhost struct {
 	routes       []route
 	def          *snapshot.Backend
 	redirectHost string
+	clientAuth   *snapshot.ClientAuth // auth-tls-*; nil without
 	// exactIdx and prefixIdx index routes by path when the virtual host has
 	// no Regex route and every Prefix path is in canonical form; then a
 	// lookup costs one map probe per path element instead of a scan of all
@@ -170,7 +171,7 @@ func CompileWithOptions(s *snapshot.Snapshot, opts Options) (*Router, error) {
 	var errs []error
 	for i := range s.Hosts {
 		in := &s.Hosts[i]
-		vh := &vhost{routes: make([]route, 0, len(in.Routes)), redirectHost: in.RedirectHost}
+		vh := &vhost{routes: make([]route, 0, len(in.Routes)), redirectHost: in.RedirectHost, clientAuth: clonePtr(in.ClientAuth)}
 		if in.DefaultBackend != nil {
 			vh.def = cloneBackend(in.DefaultBackend)
 			addName(vh.def)
