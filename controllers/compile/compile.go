@@ -49,6 +49,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	discoveryv1 "k8s.io/api/discovery/v1"
@@ -87,6 +88,10 @@ type Inputs struct {
 	// GatewayConfig), served when no host matches the server name; it must
 	// be in Secrets. Nil: the first certificate serves as the default.
 	DefaultCertificate *types.NamespacedName
+	// Now is when the compilation happens, to warn about expired or not yet
+	// valid certificates; zero skips those checks (the compiler reads no
+	// clock of its own).
+	Now time.Time
 }
 
 // BackendRef names a Service port in a namespace.
@@ -303,6 +308,7 @@ func Compile(in Inputs) Output {
 	}
 	snap.Certificates, out.TLSData = certificates(primaries, in.Secrets)
 	out.TLSData = b.clientAuth(primaries, out.TLSData)
+	certificateWarnings(primaries, in.Secrets, in.Now)
 	if in.DefaultCertificate != nil {
 		var w *Warning
 		snap.Certificates, out.TLSData, w = withDefaultCertificate(snap.Certificates, out.TLSData, *in.DefaultCertificate, in.Secrets)
