@@ -162,6 +162,7 @@ func Docs() []Doc {
 	add(BalancerGroup.Name, BalancerGroup.Annotations)
 	add(UpstreamGroup.Name, UpstreamGroup.Annotations)
 	add(ClientAuthGroup.Name, ClientAuthGroup.Annotations)
+	add(CustomErrorsGroup.Name, CustomErrorsGroup.Annotations)
 	return out
 }
 
@@ -258,6 +259,8 @@ type Config struct {
 	Upstream Upstream
 	// ClientAuth is auth-tls-*.
 	ClientAuth ClientAuth
+	// CustomErrors is custom-http-errors and default-backend.
+	CustomErrors CustomErrors
 	// Warnings are problems that do not reject the Ingress (an annotation
 	// ignored, a value adjusted the way ingress-nginx adjusts it), sorted.
 	Warnings []string
@@ -306,6 +309,9 @@ func ParseMap(annotations map[string]string) (Config, error) {
 		return Config{}, err
 	}
 	if c.ClientAuth, err = ClientAuthGroup.run(r); err != nil {
+		return Config{}, err
+	}
+	if c.CustomErrors, err = CustomErrorsGroup.run(r); err != nil {
 		return Config{}, err
 	}
 	r.warnings = append(r.warnings, unknownWarnings(annotations)...)

@@ -54,7 +54,7 @@ var ignored = map[string]string{
 	"upstream-hash-by-subset-size": "", "session-cookie-conditional-samesite-none": "", "preserve-trailing-slash": "",
 	"enable-access-log": "", "enable-rewrite-log": "", "enable-opentelemetry": "", "opentelemetry-trust-incoming-span": "",
 	"service-upstream": "", "ssl-ciphers": "", "ssl-prefer-server-ciphers": "", "enable-global-auth": "",
-	"default-backend": "", "custom-http-errors": "", "mirror-target": "", "mirror-host": "",
+	"mirror-target": "", "mirror-host": "",
 	"mirror-request-body": "", "ssl-passthrough": "", "x-forwarded-prefix-header": "", "use-port-in-redirects": "",
 	"canary-by-header-value-separator": "", "limit-rate": "", "limit-rate-after": "", "global-rate-limit": "",
 	"global-rate-limit-window": "", "global-rate-limit-key": "", "global-rate-limit-ignored-cidrs": "",

@@ -257,6 +257,7 @@ func Compile(in Inputs) Output {
 			res.Warnings = nil
 			continue
 		}
+		applyCustomErrors(c, idx)
 		if cfg.Canary.Enabled {
 			canaries = append(canaries, c)
 		} else {

@@ -366,6 +366,9 @@ func (p *Proxy) serve(w http.ResponseWriter, req *http.Request, e *accessEntry) 
 	f := p.trust.forwarded(req)
 	a := attempt{p: p, w: w, req: req, f: &f, host: req.Host, prefix: d.ForwardedPrefix,
 		connectTimeout: 0, readTimeout: p.readTimeout, sendTimeout: p.sendTimeout, log: e}
+	if ew := p.errorPages(st, &d, req, w, &f); ew != w {
+		w, a.w = ew, ew // custom-http-errors
+	}
 	if e != nil {
 		e.remote, e.backend = f.realIP, t.pool.Name
 	}

@@ -187,6 +187,9 @@ func CompileWithOptions(s *snapshot.Snapshot, opts Options) (*Router, error) {
 			for k := range rr.r.Canaries {
 				addName(&rr.r.Canaries[k].Backend)
 			}
+			if ce := rr.r.CustomErrors; ce != nil && ce.Backend != nil {
+				addName(ce.Backend)
+			}
 		}
 		vh.index()
 		host := in.Host
@@ -474,6 +477,12 @@ func cloneRoute(r *snapshot.Route) *snapshot.Route {
 	c.Limits = clonePtr(r.Limits)
 	c.Balancer = clonePtr(r.Balancer)
 	c.Upstream = clonePtr(r.Upstream)
+	if ce := r.CustomErrors; ce != nil {
+		c.CustomErrors = &snapshot.CustomErrors{Codes: append([]int(nil), ce.Codes...)}
+		if ce.Backend != nil {
+			c.CustomErrors.Backend = cloneBackend(ce.Backend)
+		}
+	}
 	return &c
 }
 
