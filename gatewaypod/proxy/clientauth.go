@@ -89,7 +89,7 @@ func (p *Proxy) clientAuth(w http.ResponseWriter, req *http.Request, st *state, 
 		pool = p.clientCAs(ca.CASecret)
 	}
 	result := "SUCCESS"
-	if err := verifyClientChain(pool, certs, ca.EffectiveDepth()); err != nil {
+	if err := p.verified.verify(req.TLS, pool, ca.EffectiveDepth()); err != nil {
 		if mode != snapshot.VerifyOptionalNoCA {
 			p.log.Debug("Client certificate refused", "host", d.Host, "subject", certs[0].Subject.String(), "err", err)
 			return p.clientAuthFailed(w, ca, "The SSL certificate error"), true

@@ -2,6 +2,7 @@ package proxy
 
 import (
 	"crypto/tls"
+	"crypto/x509"
 	"net/http"
 	"net/url"
 	"slices"
@@ -229,4 +230,60 @@ func TestClientAuth(t *testing.T) {
 			}
 		}
 	})
+}
+
+// TestClientCAPinning: a CA bundle whose bytes do not match the pinned hash
+// is not used; the previous one keeps verifying, and with none before the
+// host's clients are refused (fail closed).
+func TestClientCAPinning(t *testing.T) {
+	ca1 := testcerts.New(t, nil, testcerts.Options{CommonName: "ca1", CA: true})
+	ca2 := testcerts.New(t, nil, testcerts.Options{CommonName: "ca2", CA: true})
+	c1 := testcerts.New(t, ca1, testcerts.Options{Client: true})
+	store, err := NewCertStore(nil, nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	verifies := func(c *testcerts.Cert) bool {
+		return verifyClientChain(store.ClientCAPool("ns/ca"), []*x509.Certificate{c.Cert}, 1) == nil
+	}
+	key := snapshot.CADataKey("ns/ca")
+	store.SetClientCAs(map[string]string{"ns/ca": snapshot.DataHash(ca1.CertPEM)})
+	if store.ClientCAPool("ns/ca") != nil {
+		t.Fatal("a pool before any data")
+	}
+	store.SetData(map[string][]byte{key: ca2.CertPEM}) // not the pinned bytes
+	if store.ClientCAPool("ns/ca") != nil {
+		t.Fatal("unpinned bytes were loaded")
+	}
+	store.SetData(map[string][]byte{key: ca1.CertPEM})
+	if !verifies(c1) {
+		t.Fatal("the pinned CA does not verify its client")
+	}
+	store.SetData(map[string][]byte{key: ca2.CertPEM}) // Secret ahead of the snapshot
+	if !verifies(c1) {
+		t.Error("the previous CA must keep verifying until the snapshot pins the new one")
+	}
+	store.SetClientCAs(map[string]string{"ns/ca": snapshot.DataHash(ca2.CertPEM)})
+	if verifies(c1) {
+		t.Error("the old CA still verifies after the new one is pinned")
+	}
+	store.SetClientCAs(map[string]string{})
+	if store.ClientCAPool("ns/ca") != nil {
+		t.Error("a CA no snapshot uses is still loaded")
+	}
+}
+
+// BenchmarkVerifyClientChain is the per-request cost of verifying a client
+// certificate (leaf signed by the CA, ECDSA P-256).
+func BenchmarkVerifyClientChain(b *testing.B) {
+	ca := testcerts.New(b, nil, testcerts.Options{CA: true})
+	leaf := testcerts.New(b, ca, testcerts.Options{Client: true})
+	pool := x509.NewCertPool()
+	pool.AddCert(ca.Cert)
+	certs := []*x509.Certificate{leaf.Cert}
+	for b.Loop() {
+		if err := verifyClientChain(pool, certs, 1); err != nil {
+			b.Fatal(err)
+		}
+	}
 }

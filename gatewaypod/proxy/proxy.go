@@ -141,10 +141,14 @@ type Proxy struct {
 	requestIDs   *requestIDs
 	access       *accessLog // nil: access log off
 	limits       *limiters  // per-route, per-client rate and connection limits
-	clientCAs    ClientCAs  // client CA bundles (auth-tls-*), see SetClientCAs
 
 	stopJanitor chan struct{}
 	closeOnce   sync.Once
+
+	// Client certificates (auth-tls-*): where CA bundles come from (see
+	// SetClientCAs), and the verifications per TLS connection.
+	clientCAs ClientCAs
+	verified  verifyCache
 }
 
 // state is one router with the balancing targets built for it on demand.
