@@ -385,7 +385,7 @@ func (r *GatewayConfigReconciler) compile(ctx context.Context, gc *gatewayv1alph
 	}
 	in := compile.Inputs{
 		Instance: gc.Name, IngressClasses: classes.Items, Ingresses: ings.Items,
-		Services: svcs.Items, EndpointSlices: slices.Items, Secrets: secrets,
+		Services: svcs.Items, EndpointSlices: slices.Items, Secrets: secrets, Now: r.now(),
 	}
 	if d := gc.Spec.Defaults; d != nil && d.DefaultBackend != nil {
 		in.DefaultBackend = &compile.BackendRef{Namespace: d.DefaultBackend.Namespace, Service: d.DefaultBackend.Service}

@@ -13,6 +13,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 
 	gatewayv1alpha1 "github.com/portico-dev/portico/api/v1alpha1"
+	"github.com/portico-dev/portico/controllers/annotations"
 	"github.com/portico-dev/portico/controllers/compile"
 )
 
@@ -46,6 +47,9 @@ func addIndexers(ctx context.Context, mgr ctrl.Manager) error {
 			}
 		}
 		add(ing.Spec.DefaultBackend)
+		if svc := annotations.DefaultBackendService(ing.Annotations); svc != "" {
+			out = append(out, ing.Namespace+"/"+svc) // the default-backend annotation
+		}
 		for _, r := range ing.Spec.Rules {
 			if r.HTTP == nil {
 				continue

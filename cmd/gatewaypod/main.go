@@ -158,6 +158,13 @@ func run(ctx context.Context, args []string, logOut io.Writer) error {
 		if err != nil {
 			return fail("TLS setup failed", err)
 		}
+		certs.SetClientAuthLookup(func(name string) *snapshot.ClientAuth {
+			if rt := px.Router(); rt != nil {
+				return rt.ClientAuth(name)
+			}
+			return nil
+		})
+		px.SetClientCAs(certs.ClientCAPool)
 	}
 
 	client, err := kubeClient(flags, log)
@@ -181,6 +188,7 @@ func run(ctx context.Context, args []string, logOut io.Writer) error {
 			}
 			if certs != nil {
 				certs.SetCertificates(s.Certificates)
+				certs.SetClientCAs(rt.ClientCAs())
 			}
 			px.Swap(rt)
 			served.Store(s)

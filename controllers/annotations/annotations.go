@@ -162,6 +162,8 @@ func Docs() []Doc {
 	add(BalancerGroup.Name, BalancerGroup.Annotations)
 	add(UpstreamGroup.Name, UpstreamGroup.Annotations)
 	add(ProxySSLGroup.Name, ProxySSLGroup.Annotations)
+	add(ClientAuthGroup.Name, ClientAuthGroup.Annotations)
+	add(CustomErrorsGroup.Name, CustomErrorsGroup.Annotations)
 	return out
 }
 
@@ -257,6 +259,10 @@ type Config struct {
 	Balancer Balancer
 	Upstream Upstream
 	ProxySSL ProxySSL
+	// ClientAuth is auth-tls-*.
+	ClientAuth ClientAuth
+	// CustomErrors is custom-http-errors and default-backend.
+	CustomErrors CustomErrors
 	// Warnings are problems that do not reject the Ingress (an annotation
 	// ignored, a value adjusted the way ingress-nginx adjusts it), sorted.
 	Warnings []string
@@ -305,6 +311,12 @@ func ParseMap(annotations map[string]string) (Config, error) {
 		return Config{}, err
 	}
 	if c.ProxySSL, err = ProxySSLGroup.run(r); err != nil {
+		return Config{}, err
+	}
+	if c.ClientAuth, err = ClientAuthGroup.run(r); err != nil {
+		return Config{}, err
+	}
+	if c.CustomErrors, err = CustomErrorsGroup.run(r); err != nil {
 		return Config{}, err
 	}
 	r.warnings = append(r.warnings, unknownWarnings(annotations)...)

@@ -38,9 +38,7 @@ var unsupported = map[string]bool{
 	"auth-secret": true, "auth-secret-type": true, "auth-realm": true, "auth-method": true,
 	"auth-response-headers": true, "auth-request-redirect": true, "auth-cache-key": true,
 	"auth-cache-duration": true, "auth-proxy-set-headers": true, "auth-keepalive": true,
-	"auth-always-set-cookie": true, "auth-tls-secret": true, "auth-tls-verify-client": true,
-	"auth-tls-verify-depth": true, "auth-tls-error-page": true, "auth-tls-pass-certificate-to-upstream": true,
-	"auth-tls-match-cn": true, "satisfy": true,
+	"auth-always-set-cookie": true, "auth-tls-match-cn": true, "satisfy": true,
 }
 
 // ignored are ingress-nginx annotations that are accepted with a warning:
@@ -54,7 +52,7 @@ var ignored = map[string]string{
 	"upstream-hash-by-subset-size": "", "session-cookie-conditional-samesite-none": "", "preserve-trailing-slash": "",
 	"enable-access-log": "", "enable-rewrite-log": "", "enable-opentelemetry": "", "opentelemetry-trust-incoming-span": "",
 	"service-upstream": "", "ssl-ciphers": "", "ssl-prefer-server-ciphers": "", "enable-global-auth": "",
-	"default-backend": "", "custom-http-errors": "", "mirror-target": "", "mirror-host": "",
+	"mirror-target": "", "mirror-host": "",
 	"mirror-request-body": "", "ssl-passthrough": "", "x-forwarded-prefix-header": "", "use-port-in-redirects": "",
 	"canary-by-header-value-separator": "", "limit-rate": "", "limit-rate-after": "", "global-rate-limit": "",
 	"global-rate-limit-window": "", "global-rate-limit-key": "", "global-rate-limit-ignored-cidrs": "",

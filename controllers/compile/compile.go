@@ -49,6 +49,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	discoveryv1 "k8s.io/api/discovery/v1"
@@ -87,6 +88,10 @@ type Inputs struct {
 	// GatewayConfig), served when no host matches the server name; it must
 	// be in Secrets. Nil: the first certificate serves as the default.
 	DefaultCertificate *types.NamespacedName
+	// Now is when the compilation happens, to warn about expired or not yet
+	// valid certificates; zero skips those checks (the compiler reads no
+	// clock of its own).
+	Now time.Time
 }
 
 // BackendRef names a Service port in a namespace.
@@ -201,6 +206,8 @@ type compiled struct {
 	routes []hostRoute
 	def    *snapshot.Backend
 	upTLS  upstreamTLS // proxy-ssl-* (see upstreamtls.go)
+	// clientAuth is the resolved auth-tls-* (nil without).
+	clientAuth *clientAuthOf
 }
 
 // Compile builds the instance's snapshot.
@@ -254,11 +261,16 @@ func Compile(in Inputs) Output {
 			c.upTLS = up
 			res.Warnings = append(res.Warnings, warnings...)
 		}
-		if rej := translate(c, idx); rej != nil {
+		rej := translate(c, idx)
+		if rej == nil {
+			rej = resolveClientAuth(c, in.Secrets)
+		}
+		if rej != nil {
 			res.Reason, res.Message = rej.reason, rej.message
 			res.Warnings = nil
 			continue
 		}
+		applyCustomErrors(c, idx)
 		if cfg.Canary.Enabled {
 			canaries = append(canaries, c)
 		} else {
@@ -309,6 +321,8 @@ func Compile(in Inputs) Output {
 		c.res.Accepted, c.res.Reason = true, ReasonAccepted
 	}
 	snap.Certificates, out.TLSData = certificates(primaries, in.Secrets)
+	out.TLSData = b.clientAuth(primaries, out.TLSData)
+	certificateWarnings(primaries, in.Secrets, in.Now)
 	if in.DefaultCertificate != nil {
 		var w *Warning
 		snap.Certificates, out.TLSData, w = withDefaultCertificate(snap.Certificates, out.TLSData, *in.DefaultCertificate, in.Secrets)
@@ -320,7 +334,7 @@ func Compile(in Inputs) Output {
 
 	for _, host := range sortedKeys(b.hosts) {
 		vh := b.hosts[host]
-		v := snapshot.VirtualHost{Host: host, DefaultBackend: vh.def, RedirectHost: vh.redirect, Aliases: vh.aliases}
+		v := snapshot.VirtualHost{Host: host, DefaultBackend: vh.def, RedirectHost: vh.redirect, Aliases: vh.aliases, ClientAuth: vh.clientAuth}
 		for _, r := range vh.routes {
 			v.Routes = append(v.Routes, r.route)
 		}
@@ -388,6 +402,8 @@ type vhostBuild struct {
 	def      *snapshot.Backend
 	redirect string
 	aliases  []string
+	// clientAuth is the host's auth-tls-* (see builder.clientAuth).
+	clientAuth *snapshot.ClientAuth
 }
 
 type routeBuild struct {

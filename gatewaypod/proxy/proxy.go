@@ -153,6 +153,11 @@ type Proxy struct {
 
 	stopJanitor chan struct{}
 	closeOnce   sync.Once
+
+	// Client certificates (auth-tls-*): where CA bundles come from (see
+	// SetClientCAs), and the verifications per TLS connection.
+	clientCAs ClientCAs
+	verified  verifyCache
 }
 
 // state is one router with the balancing targets built for it on demand.
@@ -376,6 +381,9 @@ func (p *Proxy) serve(w http.ResponseWriter, req *http.Request, e *accessEntry) 
 		req.URL.RawPath = fwdPath
 	}
 	d := st.rt.Decide(req)
+	if code, done := p.clientAuth(w, req, st, &d); done {
+		return code, nil, false
+	}
 	if d.Redirect != nil {
 		return p.redirect(w, d.Redirect), nil, false
 	}
@@ -386,6 +394,9 @@ func (p *Proxy) serve(w http.ResponseWriter, req *http.Request, e *accessEntry) 
 	f := p.trust.forwarded(req)
 	a := attempt{p: p, w: w, req: req, f: &f, host: req.Host, prefix: d.ForwardedPrefix,
 		connectTimeout: 0, readTimeout: p.readTimeout, sendTimeout: p.sendTimeout, log: e}
+	if ew := p.errorPages(st, &d, req, w, &f); ew != w {
+		w, a.w = ew, ew // custom-http-errors
+	}
 	if e != nil {
 		e.remote, e.backend = f.realIP, t.pool.Name
 	}

@@ -67,12 +67,16 @@ type CertStore struct {
 	mu    sync.Mutex // serializes rebuilds
 	certs []snapshot.Certificate
 	data  map[string][]byte
+	cas   map[string]string // client CA Secret -> pinned hash (see SetClientCAs)
+
+	clientAuth func(serverName string) *snapshot.ClientAuth // see SetClientAuthLookup
 }
 
 // certSet is one immutable generation of loaded certificates.
 type certSet struct {
 	bySecret map[string]*loadedCert
 	def      *tls.Certificate // the first certificate of the snapshot
+	cas      map[string]*loadedCA
 }
 
 type loadedCert struct {
@@ -150,6 +154,7 @@ func (s *CertStore) rebuildLocked() {
 			next.def = lc.cert
 		}
 	}
+	s.loadCAsLocked(old, next)
 	s.set.Store(next)
 	s.loaded.Set(float64(len(next.bySecret)))
 }
@@ -209,11 +214,11 @@ func (s *CertStore) TLSConfigFor(http2 bool) *tls.Config {
 	if !http2 {
 		protos = protos[1:]
 	}
-	return &tls.Config{
+	return s.withClientAuth(&tls.Config{
 		MinVersion:     tls.VersionTLS12,
 		GetCertificate: s.GetCertificate,
 		NextProtos:     protos,
-	}
+	})
 }
 
 // ServerProtocols is the http.Server.Protocols of the TLS listener:

@@ -43,6 +43,10 @@ type Decision struct {
 	ForwardedPrefix string
 	// Redirect, when set, is the answer.
 	Redirect *RedirectDecision
+	// ClientAuth is the client-certificate verification of the selected
+	// virtual host (auth-tls-*); nil when it has none. The proxy applies it
+	// before Redirect and Backend.
+	ClientAuth *snapshot.ClientAuth
 
 	route *route
 }
@@ -72,6 +76,7 @@ func (rt *Router) Decide(r *http.Request) Decision {
 		d.Backend = rt.defaultBackend
 		return d
 	}
+	d.ClientAuth = vh.clientAuth
 	if vh.redirectHost != "" {
 		d.Redirect = &RedirectDecision{Code: http.StatusPermanentRedirect, Location: scheme + "://" + vh.redirectHost + r.URL.RequestURI()}
 		return d

@@ -76,6 +76,7 @@ type vhost struct {
 	routes       []route
 	def          *snapshot.Backend
 	redirectHost string
+	clientAuth   *snapshot.ClientAuth // auth-tls-*; nil without
 	// exactIdx and prefixIdx index routes by path when the virtual host has
 	// no Regex route and every Prefix path is in canonical form; then a
 	// lookup costs one map probe per path element instead of a scan of all
@@ -170,7 +171,7 @@ func CompileWithOptions(s *snapshot.Snapshot, opts Options) (*Router, error) {
 	var errs []error
 	for i := range s.Hosts {
 		in := &s.Hosts[i]
-		vh := &vhost{routes: make([]route, 0, len(in.Routes)), redirectHost: in.RedirectHost}
+		vh := &vhost{routes: make([]route, 0, len(in.Routes)), redirectHost: in.RedirectHost, clientAuth: clonePtr(in.ClientAuth)}
 		if in.DefaultBackend != nil {
 			vh.def = cloneBackend(in.DefaultBackend)
 			addName(vh.def)
@@ -185,6 +186,9 @@ func CompileWithOptions(s *snapshot.Snapshot, opts Options) (*Router, error) {
 			addName(&rr.r.Backend)
 			for k := range rr.r.Canaries {
 				addName(&rr.r.Canaries[k].Backend)
+			}
+			if ce := rr.r.CustomErrors; ce != nil && ce.Backend != nil {
+				addName(ce.Backend)
 			}
 		}
 		vh.index()
@@ -473,6 +477,12 @@ func cloneRoute(r *snapshot.Route) *snapshot.Route {
 	c.Limits = clonePtr(r.Limits)
 	c.Balancer = clonePtr(r.Balancer)
 	c.Upstream = clonePtr(r.Upstream)
+	if ce := r.CustomErrors; ce != nil {
+		c.CustomErrors = &snapshot.CustomErrors{Codes: append([]int(nil), ce.Codes...)}
+		if ce.Backend != nil {
+			c.CustomErrors.Backend = cloneBackend(ce.Backend)
+		}
+	}
 	return &c
 }
 

@@ -78,6 +78,9 @@ type VirtualHost struct {
 	// RedirectHost, when set, answers every request for Host with a 308 to
 	// the same URI on RedirectHost (from-to-www-redirect); Routes is empty.
 	RedirectHost string `json:"redirectHost,omitempty"`
+	// ClientAuth, when set, verifies client certificates for every request
+	// to this host (auth-tls-*), see ClientAuth.
+	ClientAuth *ClientAuth `json:"clientAuth,omitempty"`
 }
 
 // Route sends requests whose path matches to one backend, or to one of its
@@ -107,6 +110,8 @@ type Route struct {
 	Balancer *Balancer `json:"balancer,omitempty"`
 	// Upstream says how to talk to the backend.
 	Upstream *Upstream `json:"upstream,omitempty"`
+	// CustomErrors replaces chosen upstream error responses (custom-http-errors).
+	CustomErrors *CustomErrors `json:"customErrors,omitempty"`
 }
 
 // Backend is a resolved Service port.

@@ -51,6 +51,9 @@ func (s *Snapshot) Validate() error {
 		if vh.DefaultBackend != nil {
 			errs = append(errs, validateBackend(where+".defaultBackend", vh.DefaultBackend)...)
 		}
+		if vh.ClientAuth != nil {
+			errs = append(errs, validateClientAuth(where+".clientAuth", vh.ClientAuth)...)
+		}
 		for j := range vh.Routes {
 			errs = append(errs, validateRoute(fmt.Sprintf("%s.routes[%d]", where, j), &vh.Routes[j])...)
 		}
@@ -135,6 +138,9 @@ func validateRoute(where string, r *Route) []error {
 		errs = append(errs, fmt.Errorf("%s: unknown pathType %q", where, r.PathType))
 	}
 	errs = append(errs, validateBackend(where+".backend", &r.Backend)...)
+	if r.CustomErrors != nil {
+		errs = append(errs, validateCustomErrors(where+".customErrors", r.CustomErrors)...)
+	}
 	total := 0
 	for k := range r.Canaries {
 		c := &r.Canaries[k]
