@@ -2,7 +2,6 @@ package render
 
 import (
 	"errors"
-	"os"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -108,20 +107,7 @@ func TestSplitGolden(t *testing.T) {
 		got.WriteString("---\n")
 		got.Write(y)
 	}
-	path := filepath.Join("testdata", "split-snapshot.out.yaml")
-	if *update {
-		if err := os.WriteFile(path, []byte(got.String()), 0o644); err != nil {
-			t.Fatal(err)
-		}
-		return
-	}
-	want, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatalf("%v (run go test ./controllers/render -update)", err)
-	}
-	if diff := cmp.Diff(string(want), got.String()); diff != "" {
-		t.Errorf("%s differs (-want +got); if intended, rerun with -update:\n%s", path, diff)
-	}
+	compareGolden(t, filepath.Join("testdata", "split-snapshot.out.yaml"), got.String())
 }
 
 // TestPartsAccess: the Role names exactly the head and every possible part,

@@ -67,6 +67,20 @@ func put(t *testing.T, ns string, cm *corev1.ConfigMap) {
 	}
 }
 
+// runSource runs s until t ends, and checks that Run returns nil.
+func runSource(t *testing.T, s *Source) {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- s.Run(ctx) }()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("Run = %v", err)
+		}
+	})
+}
+
 // TestRunSplitConfigMap drives a source against a real API server through
 // the orders a reader can see split snapshots in.
 func TestRunSplitConfigMap(t *testing.T) {
@@ -89,15 +103,7 @@ func TestRunSplitConfigMap(t *testing.T) {
 	}
 	put(t, ns, hA)
 
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- s.Run(ctx) }()
-	defer func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("Run = %v", err)
-		}
-	}()
+	runSource(t, s)
 	eventually(t, "split snapshot A assembled", func() bool { return s.Version() == vA })
 
 	// B: parts, then head.
@@ -165,16 +171,10 @@ func TestRunSplitConfigMapAlteredPart(t *testing.T) {
 	}
 	put(t, ns, h)
 	s, rec, _ := newSource(t, Options{Namespace: ns, ConfigMap: head, Client: kube, PartRetry: 20 * time.Millisecond})
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- s.Run(ctx) }()
+	runSource(t, s)
 	eventually(t, "altered part refused", func() bool {
 		return testutil.ToFloat64(s.rejected.WithLabelValues(ReasonPartsIncomplete)) == 1
 	})
-	cancel()
-	if err := <-done; err != nil {
-		t.Errorf("Run = %v", err)
-	}
 	if got := rec.versions(); len(got) != 0 {
 		t.Errorf("applied %v from an altered part", got)
 	}
