@@ -219,7 +219,9 @@ func (r *GatewayConfigReconciler) Reconcile(ctx context.Context, req ctrl.Reques
 	if err := r.observe(ctx, inst, &facts); err != nil {
 		return ctrl.Result{}, err
 	}
-	if !gc.Spec.Paused {
+	// A refused snapshot is not what the pods serve: its per-Ingress
+	// outcomes wait for a snapshot that is published.
+	if !gc.Spec.Paused && facts.snapshotProblem == nil {
 		if err := r.reportIngresses(ctx, out.Results, facts.addresses); err != nil {
 			return ctrl.Result{}, err
 		}

@@ -95,7 +95,7 @@ func (s *Source) offerHead(ctx context.Context, cm *corev1.ConfigMap) error {
 		s.offerUnsplit(cm)
 		return nil
 	}
-	head, ok := payload(cm)
+	data, ok := payload(cm)
 	if !ok {
 		s.refuse(OriginConfigMap, ReasonInvalid, "", cm.ResourceVersion, errors.New("split ConfigMap has no key "+snapshot.ConfigMapKey))
 		return nil
@@ -109,11 +109,12 @@ func (s *Source) offerHead(ctx context.Context, cm *corev1.ConfigMap) error {
 		return nil
 	}
 	parts, err := s.fetchParts(ctx, m)
-	if err != nil {
-		return err
+	if err == nil {
+		data, err = m.Assemble(data, parts)
 	}
-	data, err := m.Assemble(head, parts)
 	if err != nil {
+		// Not served (yet): parts missing, stale or unreadable (an API
+		// error, RBAC); reported once per distinct cause, then retried.
 		s.refuse(OriginConfigMap, ReasonPartsIncomplete, m.Version, cm.ResourceVersion, err)
 		return err
 	}

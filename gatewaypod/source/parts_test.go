@@ -3,15 +3,21 @@ package source
 import (
 	"context"
 	"fmt"
+	"net/http"
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus/testutil"
 	corev1 "k8s.io/api/core/v1"
+	rbacv1 "k8s.io/api/rbac/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/rest"
 
 	"github.com/portico-dev/portico/gatewaypod/podflags"
 	"github.com/portico-dev/portico/gatewaypod/snapshot"
@@ -236,3 +242,68 @@ func TestSplitFile(t *testing.T) {
 		t.Errorf("applied %v", got)
 	}
 }
+
+// TestRunSplitConfigMapForbiddenParts: a pod whose Role names only the head
+// (as before splitting existed) cannot read the parts. The snapshot is
+// refused, counted once however often it is retried, and served as soon as
+// the Role names the parts.
+func TestRunSplitConfigMapForbiddenParts(t *testing.T) {
+	const head, user = "gw-snapshot", "gateway-pod"
+	ctx := context.Background()
+	vA, a := sealedHosts("a", 20)
+	ns := newNamespace(t)
+	h, parts := splitConfigMaps(t, head, a, vA, 700)
+	for _, p := range parts {
+		put(t, ns, p)
+	}
+	put(t, ns, h)
+	role := &rbacv1.Role{ObjectMeta: metav1.ObjectMeta{Name: "gateway"}, Rules: []rbacv1.PolicyRule{{
+		APIGroups: []string{""}, Resources: []string{"configmaps"}, ResourceNames: []string{head}, Verbs: []string{"get", "list", "watch"}}}}
+	role, err := kube.RbacV1().Roles(ns).Create(ctx, role, metav1.CreateOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := kube.RbacV1().RoleBindings(ns).Create(ctx, &rbacv1.RoleBinding{ObjectMeta: metav1.ObjectMeta{Name: "gateway"},
+		RoleRef:  rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "Role", Name: role.Name},
+		Subjects: []rbacv1.Subject{{Kind: rbacv1.UserKind, APIGroup: rbacv1.GroupName, Name: user}}}, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	cfg := rest.CopyConfig(api.Config)
+	cfg.Impersonate = rest.ImpersonationConfig{UserName: user}
+	var partGets atomic.Int32 // GETs of part 1, each one attempt to assemble
+	cfg.WrapTransport = func(rt http.RoundTripper) http.RoundTripper {
+		return roundTripperFunc(func(req *http.Request) (*http.Response, error) {
+			if req.Method == http.MethodGet && strings.HasSuffix(req.URL.Path, "/"+snapshot.PartName(head, 1)) {
+				partGets.Add(1)
+			}
+			return rt.RoundTrip(req)
+		})
+	}
+	podClient, err := kubernetes.NewForConfig(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, rec, _ := newSource(t, Options{Namespace: ns, ConfigMap: head, Client: podClient, PartRetry: 20 * time.Millisecond})
+	runSource(t, s)
+	incomplete := func() float64 { return testutil.ToFloat64(s.rejected.WithLabelValues(ReasonPartsIncomplete)) }
+	eventually(t, "forbidden parts refused", func() bool { return incomplete() == 1 })
+	// Retries go on (backoff from 20ms) without counting again.
+	eventually(t, "three more attempts", func() bool { return partGets.Load() >= 4 })
+	if got := incomplete(); got != 1 || s.Version() != "" {
+		t.Fatalf("after retries: rejected %v, Version %q", got, s.Version())
+	}
+	for _, p := range parts {
+		role.Rules[0].ResourceNames = append(role.Rules[0].ResourceNames, p.Name)
+	}
+	if _, err := kube.RbacV1().Roles(ns).Update(ctx, role, metav1.UpdateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "split snapshot once the Role names the parts", func() bool { return s.Version() == vA })
+	if got := rec.versions(); !slices.Equal(got, []string{vA}) {
+		t.Errorf("applied %v", got)
+	}
+}
+
+type roundTripperFunc func(*http.Request) (*http.Response, error)
+
+func (f roundTripperFunc) RoundTrip(r *http.Request) (*http.Response, error) { return f(r) }
