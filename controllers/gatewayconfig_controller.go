@@ -78,6 +78,9 @@ type GatewayConfigReconciler struct {
 	MinPublishInterval time.Duration
 	// Clock is injectable for tests; nil means the real clock.
 	Clock clock.PassiveClock
+	// Compile turns the gathered inputs into the snapshot; nil means
+	// compile.Compile. Tests wrap it to make a snapshot fail validation.
+	Compile func(compile.Inputs) compile.Output
 
 	lastPublish sync.Map // GatewayConfig name -> time.Time of the last new snapshot
 
@@ -173,7 +176,19 @@ func (r *GatewayConfigReconciler) Reconcile(ctx context.Context, req ctrl.Reques
 		facts.paused = true
 		facts.snapshotVersion = before.Status.Snapshot.Version // nothing new is published while paused
 	} else {
-		conflict, err := r.applyAll(ctx, gc, inst, out)
+		snapCMs, refused := snapshotConfigMaps(inst, out, r.Params.SnapshotPartSize)
+		if refused != nil {
+			// Never written: the ConfigMaps keep the last good snapshot.
+			facts.snapshotProblem = refused
+			facts.snapshotVersion = before.Status.Snapshot.Version
+			if newRefusal(before, refused) {
+				metricSnapshotRefused.WithLabelValues(gc.Name, refused.reason).Inc()
+				logger.Error(nil, "Snapshot refused, keeping the last good one", "gatewayConfig", klog.KObj(gc),
+					"version", out.Snapshot.Version, "publishedVersion", before.Status.Snapshot.Version, "reason", refused.reason, "message", refused.message)
+				r.Recorder.Eventf(gc, nil, corev1.EventTypeWarning, EventReasonSnapshotRefused, "Publish", "%s", refused.message)
+			}
+		}
+		conflict, err := r.applyAll(ctx, gc, inst, out, snapCMs)
 		if err != nil {
 			return ctrl.Result{}, err
 		}
@@ -184,22 +199,29 @@ func (r *GatewayConfigReconciler) Reconcile(ctx context.Context, req ctrl.Reques
 			}
 			return ctrl.Result{}, nil
 		}
-		metricSnapshotBytes.WithLabelValues(gc.Name).Set(float64(len(out.Encoded)))
-		if before.Status.Snapshot.Version != out.Snapshot.Version {
+		if refused == nil {
+			metricSnapshotBytes.WithLabelValues(gc.Name).Set(float64(len(out.Encoded)))
+			metricSnapshotConfigMaps.WithLabelValues(gc.Name).Set(float64(len(snapCMs)))
+		}
+		if refused == nil && before.Status.Snapshot.Version != out.Snapshot.Version {
 			r.lastPublish.Store(gc.Name, r.now())
 			metricPublishes.WithLabelValues(gc.Name).Inc()
 			logger.Info("Published snapshot", "gatewayConfig", klog.KObj(gc), "version", out.Snapshot.Version,
-				"hosts", len(out.Snapshot.Hosts), "accepted", facts.accepted, "rejected", facts.rejected)
+				"hosts", len(out.Snapshot.Hosts), "accepted", facts.accepted, "rejected", facts.rejected,
+				"bytes", len(out.Encoded), "configMaps", len(snapCMs))
 			r.Recorder.Eventf(gc, nil, corev1.EventTypeNormal, EventReasonSnapshotPublished, "Publish",
-				"snapshot %s published to ConfigMap %s/%s (%d hosts, %d Ingresses accepted, %d rejected)",
-				out.Snapshot.Version, inst.Namespace, inst.ConfigMap, len(out.Snapshot.Hosts), facts.accepted, facts.rejected)
+				"snapshot %s published to ConfigMap %s/%s (%d hosts, %d Ingresses accepted, %d rejected; %d bytes in %d ConfigMaps)",
+				out.Snapshot.Version, inst.Namespace, inst.ConfigMap, len(out.Snapshot.Hosts), facts.accepted, facts.rejected,
+				len(out.Encoded), len(snapCMs))
 		}
 	}
 
 	if err := r.observe(ctx, inst, &facts); err != nil {
 		return ctrl.Result{}, err
 	}
-	if !gc.Spec.Paused {
+	// A refused snapshot is not what the pods serve: its per-Ingress
+	// outcomes wait for a snapshot that is published.
+	if !gc.Spec.Paused && facts.snapshotProblem == nil {
 		if err := r.reportIngresses(ctx, out.Results, facts.addresses); err != nil {
 			return ctrl.Result{}, err
 		}
@@ -230,16 +252,26 @@ func (r *GatewayConfigReconciler) publishWait(name, published, next string) time
 // applyAll writes every desired object and removes optional ones that are
 // no longer wanted. It stops with a message, and writes nothing, when an
 // object of the same name exists that this GatewayConfig does not own.
-func (r *GatewayConfigReconciler) applyAll(ctx context.Context, gc *gatewayv1alpha1.GatewayConfig, inst render.Instance, out compile.Output) (conflict string, _ error) {
-	desired := []client.Object{
-		inst.ServiceAccount(), inst.Role(), inst.RoleBinding(),
+// snapCMs are the snapshot ConfigMaps in write order (parts, then head);
+// nil leaves the published snapshot, and the key material it pins, as they are.
+func (r *GatewayConfigReconciler) applyAll(ctx context.Context, gc *gatewayv1alpha1.GatewayConfig, inst render.Instance, out compile.Output, snapCMs []*corev1.ConfigMap) (conflict string, _ error) {
+	desired := []client.Object{inst.ServiceAccount(), inst.Role(), inst.RoleBinding()}
+	if snapCMs != nil {
 		// The key material before the snapshot that pins it, so pods
 		// usually have the bytes when a new route or certificate arrives.
-		inst.TLSSecretWith(out.TLSData),
-		inst.ConfigMapWith(out.Encoded, out.Snapshot.Version),
-		inst.Service(), inst.Deployment(r.Params),
+		desired = append(desired, inst.TLSSecretWith(out.TLSData))
 	}
+	for _, cm := range snapCMs {
+		desired = append(desired, cm)
+	}
+	desired = append(desired, inst.Service(), inst.Deployment(r.Params))
 	var unwanted []client.Object
+	if snapCMs != nil {
+		// Deleted after the head has moved on: no reader still needs them.
+		for _, name := range unwantedParts(inst, len(snapCMs)) {
+			unwanted = append(unwanted, &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Namespace: inst.Namespace, Name: name}})
+		}
+	}
 	if pdb := inst.PodDisruptionBudget(); pdb != nil {
 		desired = append(desired, pdb)
 	} else {
@@ -391,6 +423,9 @@ func (r *GatewayConfigReconciler) compile(ctx context.Context, gc *gatewayv1alph
 		in.DefaultBackend = &compile.BackendRef{Namespace: d.DefaultBackend.Namespace, Service: d.DefaultBackend.Service}
 	}
 	in.DefaultCertificate = defaultCert
+	if r.Compile != nil {
+		return r.Compile(in), nil
+	}
 	return compile.Compile(in), nil
 }
 

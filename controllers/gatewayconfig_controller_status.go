@@ -34,6 +34,8 @@ type statusFacts struct {
 	conflict string
 	// podProblem is a failure seen on gateway pods that needs a human.
 	podProblem *problem
+	// snapshotProblem says why the compiled snapshot was not published.
+	snapshotProblem *problem
 }
 
 // problem is a reason and message for a Degraded or Failed status.
@@ -151,6 +153,11 @@ func progressDeadlineExceeded(d *appsv1.Deployment) bool {
 
 // degradation is the problem that makes the instance Degraded, or nil.
 func degradation(f statusFacts) *problem {
+	// The operator's own refusal first: it is what this reconcile decided,
+	// and its Event is emitted when the condition's message changes.
+	if f.snapshotProblem != nil {
+		return f.snapshotProblem
+	}
 	if f.podProblem != nil {
 		return f.podProblem
 	}

@@ -106,7 +106,7 @@ var _ = Describe("GatewayConfig reconciler", func() {
 		Expect(k8sClient.Get(ctx, key, &corev1.ServiceAccount{})).To(Succeed())
 		role := &rbacv1.Role{}
 		Expect(k8sClient.Get(ctx, key, role)).To(Succeed())
-		Expect(role.Rules[0].ResourceNames).To(Equal([]string{inst.ConfigMap}), "pods read only their own snapshot")
+		Expect(role.Rules[0].ResourceNames).To(Equal(append([]string{inst.ConfigMap}, inst.PartConfigMaps()...)), "pods read only their own snapshot and its parts")
 		Expect(k8sClient.Get(ctx, key, &rbacv1.RoleBinding{})).To(Succeed())
 
 		cm := &corev1.ConfigMap{}

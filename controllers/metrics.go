@@ -55,8 +55,10 @@ func recordStatusMetrics(gc *gatewayv1alpha1.GatewayConfig) {
 
 // forgetMetrics drops the series of a deleted GatewayConfig.
 func forgetMetrics(name string) {
-	for _, v := range []*prometheus.GaugeVec{metricPhase, metricIngresses, metricServing, metricSnapshotBytes} {
+	for _, v := range []*prometheus.GaugeVec{metricPhase, metricIngresses, metricServing, metricSnapshotBytes, metricSnapshotConfigMaps} {
 		v.DeletePartialMatch(prometheus.Labels{"gatewayconfig": name})
 	}
-	metricPublishes.DeletePartialMatch(prometheus.Labels{"gatewayconfig": name})
+	for _, v := range []*prometheus.CounterVec{metricPublishes, metricSnapshotRefused} {
+		v.DeletePartialMatch(prometheus.Labels{"gatewayconfig": name})
+	}
 }

@@ -16,7 +16,7 @@ import (
 
 // The API server's own authorizer decides, through SubjectAccessReviews,
 // what a gateway pod's ServiceAccount may do: exactly its own snapshot
-// ConfigMap and TLS Secret, and its pods' annotations; nothing of the
+// ConfigMaps (head and the fixed list of parts) and TLS Secret, and its pods' annotations; nothing of the
 // neighbouring instance.
 var _ = Describe("Gateway pod RBAC", func() {
 	It("grants each instance's pods their own snapshot and Secret only", func() {
@@ -44,6 +44,11 @@ var _ = Describe("Gateway pod RBAC", func() {
 		for _, c := range []check{
 			{"get", "configmaps", "portico-north-snapshot", true},
 			{"watch", "configmaps", "portico-north-snapshot", true},
+			{"get", "configmaps", "portico-north-snapshot-1", true},
+			{"get", "configmaps", "portico-north-snapshot-7", true},
+			{"get", "configmaps", "portico-north-snapshot-8", false}, // beyond snapshot.MaxParts
+			{"get", "configmaps", "portico-east-snapshot-1", false},
+			{"update", "configmaps", "portico-north-snapshot-1", false},
 			{"get", "secrets", "portico-north-tls", true},
 			{"get", "configmaps", "portico-east-snapshot", false},
 			{"get", "secrets", "portico-east-tls", false},

@@ -355,9 +355,10 @@ const (
 	// gateway Deployment is under way. Reasons: RollingOut (True);
 	// RolloutComplete, ProgressDeadlineExceeded, Paused (False).
 	GatewayConfigConditionProgressing = "Progressing"
-	// GatewayConfigConditionDegraded is True when pods are failing for a
-	// reason the user must fix. Reasons: ImagePullFailed, SysctlForbidden,
-	// ProgressDeadlineExceeded, PodsFailing (True); AsExpected (False).
+	// GatewayConfigConditionDegraded is True when pods are failing, or a new
+	// snapshot cannot be published, for a reason the user must fix. Reasons:
+	// ImagePullFailed, SysctlForbidden, ProgressDeadlineExceeded, PodsFailing,
+	// SnapshotInvalid, SnapshotTooLarge (True); AsExpected (False).
 	GatewayConfigConditionDegraded = "Degraded"
 	// GatewayConfigConditionProgrammed is True when at least one ready pod
 	// reports the current snapshot version and an IngressClass binds the
@@ -382,6 +383,13 @@ const (
 	GatewayConfigReasonImagePullFailed          = "ImagePullFailed"
 	GatewayConfigReasonSysctlForbidden          = "SysctlForbidden"
 	GatewayConfigReasonAsExpected               = "AsExpected"
+	// GatewayConfigReasonSnapshotInvalid: the compiled snapshot fails the
+	// validation the gateway pods run; it is not published, the last good
+	// one stays.
+	GatewayConfigReasonSnapshotInvalid = "SnapshotInvalid"
+	// GatewayConfigReasonSnapshotTooLarge: the encoded snapshot needs more
+	// than the maximum number of ConfigMaps; it is not published.
+	GatewayConfigReasonSnapshotTooLarge = "SnapshotTooLarge"
 )
 
 // GatewayConfigStatus is the observed state of an instance.

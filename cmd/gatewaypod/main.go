@@ -178,6 +178,7 @@ func run(ctx context.Context, args []string, logOut io.Writer) error {
 
 	src, err := source.New(source.Options{
 		File:      flags.SnapshotFile,
+		PartsDir:  flags.SnapshotPartsDir,
 		Namespace: flags.SnapshotNamespace,
 		ConfigMap: flags.SnapshotConfigMap,
 		Client:    client,

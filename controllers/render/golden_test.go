@@ -57,20 +57,26 @@ func TestGolden(t *testing.T) {
 				got.WriteString("---\n")
 				got.Write(y)
 			}
-			outPath := filepath.Join("testdata", name+".out.yaml")
-			if *update {
-				if err := os.WriteFile(outPath, got.Bytes(), 0o644); err != nil {
-					t.Fatal(err)
-				}
-				return
-			}
-			want, err := os.ReadFile(outPath)
-			if err != nil {
-				t.Fatalf("%v (run go test ./controllers/render -update)", err)
-			}
-			if diff := cmp.Diff(string(want), got.String()); diff != "" {
-				t.Errorf("%s differs (-want +got); if intended, rerun with -update:\n%s", outPath, diff)
-			}
+			compareGolden(t, filepath.Join("testdata", name+".out.yaml"), got.String())
 		})
+	}
+}
+
+// compareGolden compares got with the file at path, or rewrites the file
+// with -update.
+func compareGolden(t *testing.T, path, got string) {
+	t.Helper()
+	if *update {
+		if err := os.WriteFile(path, []byte(got), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return
+	}
+	want, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatalf("%v (run go test ./controllers/render -update)", err)
+	}
+	if diff := cmp.Diff(string(want), got); diff != "" {
+		t.Errorf("%s differs (-want +got); if intended, rerun with -update:\n%s", path, diff)
 	}
 }

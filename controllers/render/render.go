@@ -41,6 +41,7 @@ const (
 	GatewayCommand = "/gatewaypod"
 	containerName  = "gatewaypod"
 	snapshotVolume = "snapshot"
+	partsVolume    = "snapshot-parts"
 	tlsVolume      = "tls"
 	// TLSDir is where the instance TLS Secret is mounted in gateway pods.
 	TLSDir = "/etc/portico/tls"
@@ -52,6 +53,9 @@ type Params struct {
 	Namespace string
 	// Image is used when spec.image is empty: the operator's own version.
 	Image string
+	// SnapshotPartSize is the largest encoded chunk per snapshot ConfigMap;
+	// 0 means snapshot.DefaultPartSize. Tests make it tiny to force splits.
+	SnapshotPartSize int
 }
 
 // Instance is the resolved identity of one GatewayConfig's objects.
@@ -107,6 +111,7 @@ func (in Instance) Flags() podflags.Flags {
 		SnapshotNamespace: in.Namespace,
 		SnapshotConfigMap: in.ConfigMap,
 		SnapshotFile:      podflags.DefaultSnapshotFile,
+		SnapshotPartsDir:  podflags.DefaultSnapshotPartsDir,
 		Instance:          in.GatewayConfig.Name,
 	}
 	d := in.GatewayConfig.Spec.Defaults
@@ -157,14 +162,15 @@ func (in Instance) ServiceAccount() *corev1.ServiceAccount {
 }
 
 // Role grants the gateway pods exactly what they use: read their own
-// snapshot ConfigMap, and annotate their own Pod with the version served.
-// Pods cannot be narrowed by name because pod names are generated.
+// snapshot ConfigMaps (head and every possible part, a fixed list) and TLS
+// Secret, and annotate their own Pod with the version served. Pods cannot
+// be narrowed by name because pod names are generated.
 func (in Instance) Role() *rbacv1.Role {
 	return &rbacv1.Role{
 		TypeMeta:   metav1.TypeMeta{APIVersion: "rbac.authorization.k8s.io/v1", Kind: "Role"},
 		ObjectMeta: in.meta(in.Name),
 		Rules: []rbacv1.PolicyRule{
-			{APIGroups: []string{""}, Resources: []string{"configmaps"}, ResourceNames: []string{in.ConfigMap}, Verbs: []string{"get", "list", "watch"}},
+			{APIGroups: []string{""}, Resources: []string{"configmaps"}, ResourceNames: append([]string{in.ConfigMap}, in.PartConfigMaps()...), Verbs: []string{"get", "list", "watch"}},
 			{APIGroups: []string{""}, Resources: []string{"secrets"}, ResourceNames: []string{in.TLSSecret}, Verbs: []string{"get", "list", "watch"}},
 			{APIGroups: []string{""}, Resources: []string{"pods"}, Verbs: []string{"get", "patch"}},
 		},
@@ -306,6 +312,7 @@ func (in Instance) Deployment(p Params) *appsv1.Deployment {
 		Resources: defaultResources,
 		VolumeMounts: []corev1.VolumeMount{
 			{Name: snapshotVolume, MountPath: podflags.DefaultSnapshotDir, ReadOnly: true},
+			{Name: partsVolume, MountPath: podflags.DefaultSnapshotPartsDir, ReadOnly: true},
 			{Name: tlsVolume, MountPath: TLSDir, ReadOnly: true},
 		},
 		SecurityContext: &corev1.SecurityContext{
@@ -337,6 +344,7 @@ func (in Instance) Deployment(p Params) *appsv1.Deployment {
 			{Name: snapshotVolume, VolumeSource: corev1.VolumeSource{
 				ConfigMap: &corev1.ConfigMapVolumeSource{LocalObjectReference: corev1.LocalObjectReference{Name: in.ConfigMap}, Optional: ptr.To(true)},
 			}},
+			in.partsVolume(),
 			{Name: tlsVolume, VolumeSource: corev1.VolumeSource{
 				Secret: &corev1.SecretVolumeSource{SecretName: in.TLSSecret, Optional: ptr.To(true)},
 			}},

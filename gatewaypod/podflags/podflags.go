@@ -29,6 +29,9 @@ const (
 	DefaultHealthPort   = 8081
 	DefaultSnapshotDir  = "/etc/portico/snapshot"
 	DefaultSnapshotFile = DefaultSnapshotDir + "/snapshot.json"
+	// DefaultSnapshotPartsDir is where the part ConfigMaps of a split
+	// snapshot are mounted, one directory per part (see SnapshotPartFile).
+	DefaultSnapshotPartsDir = "/etc/portico/snapshot-parts"
 	// DefaultHTTPSPort is the port the Deployment passes to --https-address.
 	DefaultHTTPSPort = 8443
 	// DefaultTLSDir is where the instance TLS Secret is mounted.
@@ -50,6 +53,9 @@ type Flags struct {
 	// SnapshotFile is the mounted copy of the ConfigMap, read once at boot so
 	// the pod can serve before the API answers.
 	SnapshotFile string
+	// SnapshotPartsDir holds the mounted part ConfigMaps of a split snapshot
+	// (SnapshotPartFile); "" means a split snapshot is read through the API only.
+	SnapshotPartsDir string
 	// Instance is the GatewayConfig name, used in logs and metrics labels.
 	Instance string
 
@@ -218,6 +224,7 @@ func (f Flags) Args() []string {
 			args = append(args, "--"+name+"="+v)
 		}
 	}
+	add("snapshot-parts-dir", f.SnapshotPartsDir != "", f.SnapshotPartsDir)
 	add("trusted-proxies", f.TrustedProxies != "", f.TrustedProxies)
 	add("upstream-connect-timeout", f.UpstreamConnectTimeout != 0, f.UpstreamConnectTimeout.String())
 	add("upstream-read-timeout", f.UpstreamReadTimeout != 0, f.UpstreamReadTimeout.String())
@@ -248,6 +255,7 @@ func Parse(args []string) (Flags, error) {
 	fs.StringVar(&f.SnapshotNamespace, "snapshot-namespace", "", "namespace of the snapshot ConfigMap")
 	fs.StringVar(&f.SnapshotConfigMap, "snapshot-configmap", "", "name of the snapshot ConfigMap to watch through the API")
 	fs.StringVar(&f.SnapshotFile, "snapshot-file", DefaultSnapshotFile, "mounted snapshot used at boot until the API answers")
+	fs.StringVar(&f.SnapshotPartsDir, "snapshot-parts-dir", "", "mounted part ConfigMaps of a split snapshot, used at boot (empty: API only)")
 	fs.StringVar(&f.Instance, "instance", "", "GatewayConfig name, for logs and metrics")
 	fs.StringVar(&f.TrustedProxies, "trusted-proxies", "", "comma-separated CIDRs whose X-Forwarded-* headers are trusted")
 	fs.DurationVar(&f.UpstreamConnectTimeout, "upstream-connect-timeout", 0, "TCP connect timeout to endpoints (0: 5s)")
@@ -318,6 +326,13 @@ func Parse(args []string) (Flags, error) {
 		errs = append(errs, err)
 	}
 	return f, errors.Join(errs...)
+}
+
+// SnapshotPartFile is the path, relative to SnapshotPartsDir, of key
+// (snapshot.PartKey or snapshot.PartVersionKey) of part i of a split
+// snapshot. The Deployment mounts the parts this way and gatewaypod reads them.
+func SnapshotPartFile(i int, key string) string {
+	return strconv.Itoa(i) + "/" + key
 }
 
 // AnnotationSnapshotVersion is set by each gatewaypod on its own Pod to the

@@ -27,7 +27,7 @@ func TestArgsRoundTripTuning(t *testing.T) {
 		UpstreamSendTimeout: 3 * time.Second, UpstreamRetries: -1, ClientHeaderTimeout: 4 * time.Second,
 		ClientIdleTimeout: 5 * time.Second, MaxHeaderBytes: 8192, MaxBodyBytes: 1 << 20,
 		AdminAddress: "127.0.0.1:9", EnablePprof: true,
-		HTTPSAddress: ":3", TLSDir: "/tls", TLSSecret: "gw-tls", SnapshotNamespace: "ns",
+		HTTPSAddress: ":3", TLSDir: "/tls", SnapshotPartsDir: "/parts", TLSSecret: "gw-tls", SnapshotNamespace: "ns",
 		AccessLog: AccessLogSampled, AccessLogSampleRate: 0.125, AccessLogFields: "time,status,query", DisableHTTP2: true}
 	got, err := Parse(want.Args())
 	if err != nil {

@@ -88,6 +88,9 @@ const (
 	ReasonInvalid = "Invalid"
 	// ReasonApplyFailed: ApplyFunc refused a valid snapshot.
 	ReasonApplyFailed = "ApplyFailed"
+	// ReasonPartsIncomplete: a split snapshot's parts are missing, from
+	// another version or altered; the source retries with backoff.
+	ReasonPartsIncomplete = "PartsIncomplete"
 )
 
 // MetricSnapshotRejected counts payloads that were not served.
@@ -102,20 +105,29 @@ type ApplyFunc func(s *snapshot.Snapshot) error
 
 // Options configures a Source.
 type Options struct {
-	// File is the mounted snapshot, read at boot; "" skips it.
+	// File is the mounted snapshot, read at boot; "" skips it. When a
+	// snapshot.ManifestKey file sits next to it, the snapshot is split and
+	// its parts are read from PartsDir.
 	File string
+	// PartsDir is the mounted part ConfigMaps (podflags.SnapshotPartFile
+	// layout); "" means a split snapshot is assembled through the API only.
+	PartsDir string
 	// Namespace and ConfigMap name the ConfigMap to watch; ConfigMap ""
 	// means file-only mode, where File is polled every PollInterval.
 	Namespace string
 	ConfigMap string
 	// Client reads the ConfigMap; required when ConfigMap is set. RBAC needs
-	// only get/list/watch on that one resourceName: the list and watch are
-	// restricted with the field selector metadata.name=<ConfigMap>.
+	// only get/list/watch on that one resourceName (the list and watch are
+	// restricted with the field selector metadata.name=<ConfigMap>), and get
+	// on the part ConfigMaps snapshot.PartName(ConfigMap, 1..MaxParts-1).
 	Client kubernetes.Interface
 	// Apply receives each new valid snapshot. Required.
 	Apply ApplyFunc
 	// PollInterval overrides DefaultPollInterval in file-only mode.
 	PollInterval time.Duration
+	// PartRetry is the first wait before fetching the parts of a split
+	// snapshot again (doubling up to maxPartRetry); 0 means DefaultPartRetry.
+	PartRetry time.Duration
 	// Logger receives one line per applied or rejected snapshot. Nil discards.
 	Logger *slog.Logger
 	// Registerer receives MetricSnapshotRejected. Nil registers nothing.
@@ -131,6 +143,11 @@ type Source struct {
 	mu       sync.Mutex // serializes Offer: compare, apply, record
 	lastData []byte     // the last payload offered, valid or not
 	version  string     // the Version being served, "" before the first
+	// lastRefusal identifies the last refusal reported by refuse, so a
+	// head retried or re-read is reported once, not on every attempt.
+	lastRefusal string
+
+	heads heads // the latest head ConfigMap, for followHeads
 }
 
 // New checks opts and registers the source's metric.
@@ -161,6 +178,11 @@ func New(opts Options) (*Source, error) {
 	}
 	s.rejected.WithLabelValues(ReasonInvalid)
 	s.rejected.WithLabelValues(ReasonApplyFailed)
+	s.rejected.WithLabelValues(ReasonPartsIncomplete)
+	if s.opts.PartRetry <= 0 {
+		s.opts.PartRetry = DefaultPartRetry
+	}
+	s.heads.wake = make(chan struct{}, 1)
 	if opts.Registerer != nil {
 		if err := opts.Registerer.Register(s.rejected); err != nil {
 			return nil, err
@@ -239,6 +261,10 @@ func (s *Source) loadFile(report bool) {
 		}
 		return
 	}
+	data, ok := s.assembleFile(data)
+	if !ok {
+		return
+	}
 	s.Offer(OriginFile, data)
 }
 
@@ -277,18 +303,30 @@ func (s *Source) watchConfigMap(ctx context.Context) error {
 		return err
 	}
 	s.log.Info("Watching snapshot ConfigMap", "configMap", s.opts.Namespace+"/"+s.opts.ConfigMap)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		s.followHeads(ctx)
+	}()
 	factory.StartWithContext(ctx)
 	<-ctx.Done()
 	factory.Shutdown()
+	<-done
 	return nil
 }
 
-// onConfigMap offers the snapshot key of the watched ConfigMap.
+// onConfigMap hands the watched (head) ConfigMap to followHeads, which
+// assembles a split snapshot and offers it.
 func (s *Source) onConfigMap(obj any) {
 	cm, ok := obj.(*corev1.ConfigMap)
 	if !ok || cm.Name != s.opts.ConfigMap {
 		return
 	}
+	s.heads.put(cm)
+}
+
+// offerUnsplit offers the snapshot key of a head ConfigMap without a manifest.
+func (s *Source) offerUnsplit(cm *corev1.ConfigMap) {
 	data, ok := payload(cm)
 	if !ok {
 		s.mu.Lock()

@@ -265,16 +265,8 @@ func TestRunConfigMap(t *testing.T) {
 		t.Fatal(err)
 	}
 	s, rec, _ := newSource(t, Options{File: path, Namespace: ns, ConfigMap: "gw-snapshot", Client: kube})
-
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- s.Run(ctx) }()
-	defer func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("Run = %v", err)
-		}
-	}()
+	runSource(t, s)
+	ctx := context.Background()
 
 	// The file is served first, then the API's copy replaces it.
 	eventually(t, "ConfigMap snapshot A", func() bool { return s.Version() == vA })

@@ -129,7 +129,7 @@ var _ = BeforeSuite(func() {
 		HealthProbeBindAddress: "0",
 	})
 	Expect(err).NotTo(HaveOccurred())
-	Expect(controllers.Setup(mgr, render.Params{Namespace: operatorNamespace, Image: "portico:e2e"})).To(Succeed())
+	Expect(controllers.Setup(mgr, render.Params{Namespace: operatorNamespace, Image: "portico:e2e", SnapshotPartSize: e2eSnapshotPartSize})).To(Succeed())
 	go func() {
 		defer GinkgoRecover()
 		Expect(mgr.Start(ctx)).To(Succeed())

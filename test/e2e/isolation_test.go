@@ -17,6 +17,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	gatewayv1alpha1 "github.com/portico-dev/portico/api/v1alpha1"
+	"github.com/portico-dev/portico/controllers/render"
 )
 
 // eastWestSpecs run inside the Ordered north-south container, after its
@@ -57,7 +58,8 @@ func eastWestSpecs() {
 		Expect(svc.Spec.Type).To(Equal(corev1.ServiceTypeClusterIP))
 		role := &rbacv1.Role{}
 		Expect(k8sClient.Get(ctx, types.NamespacedName{Namespace: operatorNamespace, Name: "portico-" + ew}, role)).To(Succeed())
-		Expect(role.Rules[0].ResourceNames).To(Equal([]string{"portico-" + ew + "-snapshot"}))
+		Expect(role.Rules[0].ResourceNames).To(HaveExactElements(append([]string{"portico-" + ew + "-snapshot"},
+			render.NewInstance(&gatewayv1alpha1.GatewayConfig{ObjectMeta: metav1.ObjectMeta{Name: ew}}, render.Params{}).PartConfigMaps()...)))
 
 		ewIPs, nsIPs := gatewayPodIPs(ew), gatewayPodIPs(northSout)
 		Expect(ewIPs).To(HaveLen(1))
