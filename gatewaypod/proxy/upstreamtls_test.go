@@ -426,3 +426,22 @@ func TestHTTPSUpstreamUpgrade(t *testing.T) {
 		t.Errorf("TLS backend saw %d requests", b.requests.Load())
 	}
 }
+
+func TestDefaultServerName(t *testing.T) {
+	tests := map[string]struct {
+		b    snapshot.Backend
+		want string
+	}{
+		"service port by number": {b: snapshot.Backend{Name: "shop/api:443", Endpoints: []string{"10.0.0.1:8443"}}, want: "api.shop.svc"},
+		"service port by name":   {b: snapshot.Backend{Name: "shop/api:https"}, want: "api.shop.svc"},
+		"ExternalName":           {b: snapshot.Backend{Name: "shop/payments:443", Endpoints: []string{"API.Payments.example.:443"}}, want: "api.payments.example"},
+		"IPv6 endpoint":          {b: snapshot.Backend{Name: "shop/api:443", Endpoints: []string{"[fd00::1]:8443"}}, want: "api.shop.svc"},
+	}
+	for name, tc := range tests {
+		t.Run(name, func(t *testing.T) {
+			if got := defaultServerName(&tc.b); got != tc.want {
+				t.Errorf("defaultServerName = %q, want %q", got, tc.want)
+			}
+		})
+	}
+}
