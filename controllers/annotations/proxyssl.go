@@ -48,7 +48,7 @@ var ProxySSLGroup = &Group[ProxySSL]{
 		{Name: "proxy-ssl-verify-depth", Validator: vInt(1, 100), Scope: ScopeLocation, Risk: RiskLow,
 			Doc: "Most certificates allowed above the upstream's own in the verified chain; unset means no bound."},
 		{Name: "proxy-ssl-name", Validator: vHost, Scope: ScopeLocation, Risk: RiskLow,
-			Doc: "Name verified in the upstream's certificate and sent by SNI; default: the Service's DNS name <service>.<namespace>.svc."},
+			Doc: "Name verified in the upstream's certificate and sent by SNI; default: the Service's DNS name <service>.<namespace>.svc, or the external name of an ExternalName Service."},
 		{Name: "proxy-ssl-server-name", Validator: vOnOff, Scope: ScopeLocation, Risk: RiskLow,
 			Doc: "on: send the server name (proxy-ssl-name or its default) by SNI; off (default): send none."},
 		{Name: "proxy-ssl-protocols", Validator: vTLSProtocols, Scope: ScopeLocation, Risk: RiskLow,

@@ -27,6 +27,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -318,5 +319,98 @@ func TestGRPCHealthThroughProxy(t *testing.T) {
 	_, err = client.Check(ctx, &healthpb.HealthCheckRequest{Service: "echo"})
 	if status.Code(err) != codes.Unavailable {
 		t.Fatalf("Check with the upstream gone = %v, want Unavailable", err)
+	}
+}
+
+// connCounter counts the connections a test server accepts.
+func connCounter(srv *httptest.Server) *atomic.Int32 {
+	var n atomic.Int32
+	srv.Config.ConnState = func(_ net.Conn, s http.ConnState) {
+		if s == http.StateNew {
+			n.Add(1)
+		}
+	}
+	return &n
+}
+
+// The HTTP/2 transport of a route is pooled: requests share one upstream
+// connection, a swap to a snapshot with the same upstream settings keeps
+// it, and different settings build a new transport.
+func TestHTTP2TransportPooledAcrossSwaps(t *testing.T) {
+	ca := newTestCA(t, "ca")
+	crt, key := ca.issue(t, "backend", false, false, "grpc.test")
+	cert, _ := tls.X509KeyPair(crt, key)
+	backend := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_, _ = io.WriteString(w, r.Proto)
+	}))
+	conns := connCounter(backend)
+	backend.TLS = &tls.Config{Certificates: []tls.Certificate{cert}}
+	backend.EnableHTTP2 = true
+	backend.StartTLS()
+	t.Cleanup(backend.Close)
+	data, u := upstreamSecret("ns/ca", ca.pem, nil, nil)
+	u.Verify, u.ServerName = true, "grpc.test"
+
+	p, front := newProxy(t, nil)
+	p.SetTLSData(data)
+	snap := func(version string, settings snapshot.UpstreamTLS) *snapshot.Snapshot {
+		s := upstreamRoute("ns/grpc:443", snapshot.ProtocolGRPCS, &settings, addr(backend))
+		s.Version = version
+		return s
+	}
+	getOK := func(when string) {
+		t.Helper()
+		if resp, body := get(t, front.Client(), front.URL+"/", nil); resp.StatusCode != 200 || body != "HTTP/2.0" {
+			t.Fatalf("%s: %d %q", when, resp.StatusCode, body)
+		}
+	}
+	p.Swap(compile(t, snap("v1", u)))
+	for range 3 {
+		getOK("first snapshot")
+	}
+	p.Swap(compile(t, snap("v2", u)))
+	getOK("same settings, new snapshot")
+	if n := conns.Load(); n != 1 {
+		t.Fatalf("%d upstream connections, want 1 shared across requests and the swap", n)
+	}
+	u2 := u
+	u2.SNI = true
+	p.Swap(compile(t, snap("v3", u2)))
+	getOK("new settings")
+	if n := conns.Load(); n != 2 {
+		t.Fatalf("%d upstream connections after a settings change, want 2 (a new transport)", n)
+	}
+}
+
+// Passive health works for HTTP/2 routes: a dead endpoint is ejected after
+// its failures and the live one takes every request.
+func TestGRPCPassiveHealth(t *testing.T) {
+	live := httptest.NewUnstartedServer(http.HandlerFunc(grpcEcho))
+	live.Config.Protocols = h2cProtocols()
+	live.Start()
+	t.Cleanup(live.Close)
+	p, err := New(Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(p.Close)
+	p.Swap(compile(t, upstreamRoute("ns/grpc:50051", snapshot.ProtocolGRPC, nil, closedAddr(t), addr(live))))
+	front := h2cFront(t, p)
+	c := h2cClient(t)
+	var statuses []string
+	for range 20 {
+		resp, _ := grpcExchange(t, c, front.URL+"/echo.Echo/Stream", "x")
+		s := resp.Header.Get("Grpc-Status")
+		if s == "" {
+			s = resp.Trailer.Get("Grpc-Status")
+		}
+		statuses = append(statuses, s)
+	}
+	failed := strings.Count(strings.Join(statuses, ","), "14")
+	if failed == 0 || failed > 5 {
+		t.Fatalf("statuses %v: want the dead endpoint to fail (14) at most 5 times, then be ejected", statuses)
+	}
+	if last := statuses[len(statuses)-10:]; strings.Join(last, "") != strings.Repeat("0", 10) {
+		t.Fatalf("statuses %v: the last 10 must all succeed once the dead endpoint is ejected", statuses)
 	}
 }

@@ -70,7 +70,7 @@ func (p *Proxy) target(st *state, d *router.Decision) *target {
 	pool := p.registry.Pool(b.Name, b.Endpoints, nil)
 	t := &target{pool: pool, hosts: make([]*upstreamHost, len(pool.Endpoints)), policy: balancer.RoundRobin{}}
 	if d.Route != nil {
-		t.up = p.upstreams.config(d.Route.Upstream, b.Name)
+		t.up = p.upstreams.config(d.Route.Upstream, b)
 	}
 	for i, ep := range pool.Endpoints {
 		t.hosts[i] = p.pools.host(ep.Addr, ep, t.up)

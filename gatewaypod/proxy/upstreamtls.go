@@ -120,8 +120,8 @@ func (c *upstreamConfig) scheme() string {
 	return "http"
 }
 
-// config returns the config of u for backend, nil for plain HTTP.
-func (us *upstreams) config(u *snapshot.Upstream, backend string) *upstreamConfig {
+// config returns the config of u for backend b, nil for plain HTTP.
+func (us *upstreams) config(u *snapshot.Upstream, b *snapshot.Backend) *upstreamConfig {
 	if u == nil || u.Protocol == "" || u.Protocol == snapshot.ProtocolHTTP {
 		return nil
 	}
@@ -129,12 +129,13 @@ func (us *upstreams) config(u *snapshot.Upstream, backend string) *upstreamConfi
 	if u.TLS != nil {
 		settings = *u.TLS
 	}
+	backend := b.Name
 	name := settings.ServerName
 	if name == "" {
-		name = serviceDNSName(backend)
+		name = defaultServerName(b)
 	}
-	b, _ := json.Marshal(&settings) // a plain struct: cannot fail
-	key := u.Protocol + "|" + backend + "|" + name + "|" + string(b)
+	js, _ := json.Marshal(&settings) // a plain struct: cannot fail
+	key := u.Protocol + "|" + backend + "|" + name + "|" + string(js)
 	us.mu.Lock()
 	defer us.mu.Unlock()
 	if c := us.configs[key]; c != nil {
@@ -384,13 +385,19 @@ func (c *upstreamConfig) dialTLS(ctx context.Context, raw net.Conn, timeout time
 	return tc, nil
 }
 
-// serviceDNSName turns a backend name "namespace/service:port" into the
-// Service's DNS name "service.namespace.svc", the default name verified in
-// an upstream certificate.
-func serviceDNSName(backend string) string {
-	ns, rest, ok := strings.Cut(backend, "/")
+// defaultServerName is the name verified in an upstream certificate when
+// the route sets none: the external name of an ExternalName Service (its
+// endpoint is a DNS name), else the Service's DNS name
+// "service.namespace.svc" from the backend name "namespace/service:port".
+func defaultServerName(b *snapshot.Backend) string {
+	if len(b.Endpoints) > 0 {
+		if h, _, err := net.SplitHostPort(b.Endpoints[0]); err == nil && net.ParseIP(h) == nil {
+			return strings.TrimSuffix(strings.ToLower(h), ".")
+		}
+	}
+	ns, rest, ok := strings.Cut(b.Name, "/")
 	if !ok {
-		return backend
+		return b.Name
 	}
 	svc, _, _ := strings.Cut(rest, ":")
 	return svc + "." + ns + ".svc"

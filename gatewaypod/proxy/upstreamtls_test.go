@@ -117,6 +117,7 @@ func (ca *testCA) issue(t *testing.T, cn string, client, chain bool, names ...st
 type tlsBackend struct {
 	*httptest.Server
 	requests   atomic.Int32
+	conns      atomic.Int32 // connections accepted
 	serverName atomic.Value // last SNI seen
 	clientCN   atomic.Value // last client certificate CN seen
 }
@@ -151,6 +152,11 @@ func newTLSBackend(t *testing.T, ca *testCA, chain bool, clientCA *testCA, http2
 		b.TLS.ClientAuth, b.TLS.ClientCAs = tls.RequireAndVerifyClientCert, pool
 	}
 	b.EnableHTTP2 = http2
+	b.Config.ConnState = func(_ net.Conn, s http.ConnState) {
+		if s == http.StateNew {
+			b.conns.Add(1)
+		}
+	}
 	b.Config.ErrorLog = log.New(io.Discard, "", 0)
 	b.StartTLS()
 	t.Cleanup(b.Close)
@@ -289,7 +295,7 @@ func TestHTTPSUpstream(t *testing.T) {
 			if c.data != nil {
 				p.SetTLSData(c.data)
 			}
-			before := c.backend.requests.Load()
+			before, beforeConns := c.backend.requests.Load(), c.backend.conns.Load()
 			p.Swap(compile(t, upstreamRoute("ns/web:443", snapshot.ProtocolHTTPS, c.settings, addr(c.backend.Server))))
 			for i := range 2 { // the second request reuses the connection
 				resp, body := get(t, front.Client(), front.URL+"/x", nil)
@@ -305,6 +311,9 @@ func TestHTTPSUpstream(t *testing.T) {
 				t.Errorf("backend served %d requests", served)
 			}
 			if c.wantCode == 200 {
+				if n := c.backend.conns.Load() - beforeConns; n != 1 {
+					t.Errorf("%d TLS connections for 2 requests, want 1 (keep-alive reuse)", n)
+				}
 				if sni := c.backend.serverName.Load(); sni != c.wantSNI {
 					t.Errorf("backend saw SNI %q, want %q", sni, c.wantSNI)
 				}
@@ -415,5 +424,24 @@ func TestHTTPSUpstreamUpgrade(t *testing.T) {
 	}
 	if b.requests.Load() != 1 {
 		t.Errorf("TLS backend saw %d requests", b.requests.Load())
+	}
+}
+
+func TestDefaultServerName(t *testing.T) {
+	tests := map[string]struct {
+		b    snapshot.Backend
+		want string
+	}{
+		"service port by number": {b: snapshot.Backend{Name: "shop/api:443", Endpoints: []string{"10.0.0.1:8443"}}, want: "api.shop.svc"},
+		"service port by name":   {b: snapshot.Backend{Name: "shop/api:https"}, want: "api.shop.svc"},
+		"ExternalName":           {b: snapshot.Backend{Name: "shop/payments:443", Endpoints: []string{"API.Payments.example.:443"}}, want: "api.payments.example"},
+		"IPv6 endpoint":          {b: snapshot.Backend{Name: "shop/api:443", Endpoints: []string{"[fd00::1]:8443"}}, want: "api.shop.svc"},
+	}
+	for name, tc := range tests {
+		t.Run(name, func(t *testing.T) {
+			if got := defaultServerName(&tc.b); got != tc.want {
+				t.Errorf("defaultServerName = %q, want %q", got, tc.want)
+			}
+		})
 	}
 }

@@ -29,7 +29,8 @@ type UpstreamTLS struct {
 	VerifyDepth int `json:"verifyDepth,omitempty"`
 	// ServerName is the name verified in the upstream's certificate and,
 	// with SNI, sent as the TLS server name; "" means the backend Service's
-	// DNS name, "<service>.<namespace>.svc".
+	// DNS name, "<service>.<namespace>.svc" (the external name for an
+	// ExternalName Service).
 	ServerName string `json:"serverName,omitempty"`
 	// SNI sends ServerName in the TLS handshake.
 	SNI bool `json:"sni,omitempty"`
