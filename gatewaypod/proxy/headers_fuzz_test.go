@@ -129,12 +129,12 @@ func (r *recordingReader) Read(p []byte) (int, error) {
 
 // upstreamRequest is one request as the endpoint received it.
 type upstreamRequest struct {
-	raw    []byte // request line and header block, as sent
-	err    error  // the request did not parse, or bytes followed it unasked
+	raw []byte // request line and header block, as sent
+	err error  // the request did not parse, or bytes followed it unasked
 	// bodyErr: the body ended early (the proxy streams bodies, so a client
 	// that stops sending leaves the endpoint with a short one).
 	bodyErr error
-	header http.Header
+	header  http.Header
 }
 
 // exchange writes raw to the front and reads the responses. When raw is
