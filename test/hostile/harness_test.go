@@ -124,6 +124,7 @@ type gateway struct {
 	http, health, https string
 	cmd                 *exec.Cmd
 	logs                *lockedBuffer
+	exited              chan struct{} // closed when the process has exited
 }
 
 type lockedBuffer struct {
@@ -196,6 +197,7 @@ func startGateway(t *testing.T, name string, s *snapshot.Snapshot, flags podflag
 		t.Fatal(err)
 	}
 	exited := make(chan struct{})
+	g.exited = exited
 	go func() { _ = cmd.Wait(); pw.Close(); close(exited) }()
 	t.Cleanup(func() {
 		_ = cmd.Process.Signal(syscall.SIGTERM)
@@ -293,8 +295,10 @@ func do(t *testing.T, addr, host, path string, hdr map[string]string) (int, stri
 // healthy asserts the process runs and answers /healthz.
 func (g *gateway) healthy(t *testing.T) {
 	t.Helper()
-	if g.cmd.ProcessState != nil {
+	select {
+	case <-g.exited:
 		t.Fatalf("gatewaypod exited: %v", g.cmd.ProcessState)
+	default:
 	}
 	if code, body := g.get(t, g.health, "/healthz"); code != http.StatusOK {
 		t.Fatalf("/healthz = %d %q after the attack", code, body)

@@ -177,11 +177,11 @@ func TestOversized(t *testing.T) {
 		t.Fatalf("many headers: %v, want [431]", r.codes)
 	}
 	body := strings.Repeat("z", 4*maxBody)
-	r = raw(t, tg.gw.http, "POST /public/declared HTTP/1.1\r\nHost: app.test\r\nContent-Length: 4096\r\n\r\n"+body, 3*time.Second)
+	r = raw(t, tg.gw.http, "POST /public/declared HTTP/1.1\r\nHost: app.test\r\nConnection: close\r\nContent-Length: 4096\r\n\r\n"+body, 3*time.Second)
 	if len(r.codes) != 1 || r.codes[0] != http.StatusRequestEntityTooLarge {
 		t.Fatalf("declared body: %v, want [413]", r.codes)
 	}
-	r = raw(t, tg.gw.http, "POST /public/chunked HTTP/1.1\r\nHost: app.test\r\nTransfer-Encoding: chunked\r\n\r\n1000\r\n"+body+"\r\n0\r\n\r\n", 3*time.Second)
+	r = raw(t, tg.gw.http, "POST /public/chunked HTTP/1.1\r\nHost: app.test\r\nConnection: close\r\nTransfer-Encoding: chunked\r\n\r\n1000\r\n"+body+"\r\n0\r\n\r\n", 3*time.Second)
 	if len(r.codes) != 1 || r.codes[0] != http.StatusRequestEntityTooLarge {
 		t.Fatalf("chunked body: %v, want [413]", r.codes)
 	}
