@@ -30,6 +30,7 @@ import (
 	. "github.com/onsi/ginkgo/v2"
 	. "github.com/onsi/gomega"
 	corev1 "k8s.io/api/core/v1"
+	discoveryv1 "k8s.io/api/discovery/v1"
 	eventsv1 "k8s.io/api/events/v1"
 	networkingv1 "k8s.io/api/networking/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -39,6 +40,7 @@ import (
 	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
+	gatewayv1alpha1 "github.com/portico-dev/portico/api/v1alpha1"
 	"github.com/portico-dev/portico/gatewaypod/podflags"
 	"github.com/portico-dev/portico/gatewaypod/snapshot"
 )
@@ -68,6 +70,39 @@ func tenancySpecs() {
 		return out
 	}
 
+	// converged waits until every pod of "public" serves the snapshot in
+	// the ConfigMap (later specs compare the two) and it has no marker host.
+	converged := func() {
+		Eventually(func(g Gomega) {
+			cm := &corev1.ConfigMap{}
+			g.Expect(k8sClient.Get(ctx, types.NamespacedName{Namespace: operatorNamespace, Name: "portico-public-snapshot"}, cm)).To(Succeed())
+			s, err := snapshot.Decode([]byte(cm.Data[snapshot.ConfigMapKey]))
+			g.Expect(err).NotTo(HaveOccurred())
+			for _, h := range s.Hosts {
+				g.Expect(h.Host).NotTo(Equal("marker.example.com"))
+			}
+			for _, ip := range gatewayPodIPs("public") {
+				resp, err := http.Get(fmt.Sprintf("http://%s:%d/readyz", ip, podflags.DefaultHealthPort))
+				g.Expect(err).NotTo(HaveOccurred())
+				b, _ := io.ReadAll(resp.Body)
+				resp.Body.Close()
+				g.Expect(strings.TrimSpace(string(b))).To(Equal("ok "+s.Version), "pod %s", ip)
+			}
+		}, 30*time.Second, 250*time.Millisecond).Should(Succeed())
+	}
+	// hostGet is the status of GET / for host h on a pod (0: no answer).
+	hostGet := func(ip, h string) int {
+		req, err := http.NewRequestWithContext(ctx, http.MethodGet, fmt.Sprintf("http://%s:%d/", ip, podflags.DefaultHTTPPort), nil)
+		Expect(err).NotTo(HaveOccurred())
+		req.Host = h
+		resp, err := (&http.Client{Timeout: 5 * time.Second}).Do(req)
+		if err != nil {
+			return 0
+		}
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+
 	It("does not serve an Ingress that refers to another namespace's Secret, and never serves that Secret", func() {
 		// Later specs see the Ingresses of shop as they were, served by
 		// every pod (they compare the served version with the ConfigMap's).
@@ -76,22 +111,7 @@ func tenancySpecs() {
 				Expect(client.IgnoreNotFound(k8sClient.Delete(ctx, &networkingv1.Ingress{
 					ObjectMeta: metav1.ObjectMeta{Namespace: appNamespace, Name: n}}))).To(Succeed())
 			}
-			Eventually(func(g Gomega) {
-				cm := &corev1.ConfigMap{}
-				g.Expect(k8sClient.Get(ctx, types.NamespacedName{Namespace: operatorNamespace, Name: "portico-public-snapshot"}, cm)).To(Succeed())
-				s, err := snapshot.Decode([]byte(cm.Data[snapshot.ConfigMapKey]))
-				g.Expect(err).NotTo(HaveOccurred())
-				for _, h := range s.Hosts {
-					g.Expect(h.Host).NotTo(Equal("marker.example.com"))
-				}
-				for _, ip := range gatewayPodIPs("public") {
-					resp, err := http.Get(fmt.Sprintf("http://%s:%d/readyz", ip, podflags.DefaultHealthPort))
-					g.Expect(err).NotTo(HaveOccurred())
-					b, _ := io.ReadAll(resp.Body)
-					resp.Body.Close()
-					g.Expect(strings.TrimSpace(string(b))).To(Equal("ok "+s.Version), "pod %s", ip)
-				}
-			}, 30*time.Second, 250*time.Millisecond).Should(Succeed())
+			converged()
 		})
 		Expect(k8sClient.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: other}})).To(Succeed())
 		crt, key, stolenLeaf := selfSignedPEM(tlsHost)
@@ -140,17 +160,6 @@ func tenancySpecs() {
 					Paths: []networkingv1.HTTPIngressPath{prefixPath("/", "echo-a")}}},
 			}}},
 		})).To(Succeed())
-		hostGet := func(ip, h string) int {
-			req, err := http.NewRequestWithContext(ctx, http.MethodGet, fmt.Sprintf("http://%s:%d/", ip, podflags.DefaultHTTPPort), nil)
-			Expect(err).NotTo(HaveOccurred())
-			req.Host = h
-			resp, err := (&http.Client{Timeout: 5 * time.Second}).Do(req)
-			if err != nil {
-				return 0
-			}
-			resp.Body.Close()
-			return resp.StatusCode
-		}
 		for _, ip := range gatewayPodIPs("public") {
 			Eventually(func() int { return hostGet(ip, "marker.example.com") }, 30*time.Second, 250*time.Millisecond).Should(Equal(200), "pod %s", ip)
 			for _, h := range []string{"proxy-ssl-secret." + crossHost, "auth-tls-secret." + crossHost} {
@@ -164,6 +173,59 @@ func tenancySpecs() {
 				Expect(leaf.Equal(stolenLeaf)).To(BeFalse(), "pod %s presents other-team/stolen for %s", ip, tlsHost)
 			}
 		}
+	})
+
+	It("never serves an Ingress from a namespace outside the instance's selector", func() {
+		gc := &gatewayv1alpha1.GatewayConfig{}
+		gc.Name = "public"
+		update(gc, func() {
+			gc.Spec.IngressNamespaceSelector = &metav1.LabelSelector{MatchLabels: map[string]string{"kubernetes.io/metadata.name": appNamespace}}
+		})
+		DeferCleanup(func() {
+			update(gc, func() { gc.Spec.IngressNamespaceSelector = nil })
+			Expect(client.IgnoreNotFound(k8sClient.Delete(ctx, &networkingv1.Ingress{
+				ObjectMeta: metav1.ObjectMeta{Namespace: other, Name: "outside"}}))).To(Succeed())
+			Eventually(func() int { return hostGet(gatewayPodIPs("public")[0], "outside.example.com") }, 30*time.Second, 250*time.Millisecond).
+				Should(Equal(http.StatusNotFound))
+			converged()
+		})
+		// A complete Ingress in other-team: Service, endpoints (backend-a), rule.
+		Expect(k8sClient.Create(ctx, &corev1.Service{ObjectMeta: metav1.ObjectMeta{Namespace: other, Name: "echo"},
+			Spec: corev1.ServiceSpec{Ports: []corev1.ServicePort{{Name: "http", Port: 80}}}})).To(Succeed())
+		Expect(k8sClient.Create(ctx, &discoveryv1.EndpointSlice{
+			ObjectMeta:  metav1.ObjectMeta{Namespace: other, Name: "echo-1", Labels: map[string]string{discoveryv1.LabelServiceName: "echo"}},
+			AddressType: discoveryv1.AddressTypeIPv4,
+			Ports:       []discoveryv1.EndpointPort{{Name: ptr.To("http"), Port: ptr.To(int32(9000))}},
+			Endpoints:   []discoveryv1.Endpoint{{Addresses: []string{"10.244.2.10"}, Conditions: discoveryv1.EndpointConditions{Ready: ptr.To(true)}}},
+		})).To(Succeed())
+		Expect(k8sClient.Create(ctx, &networkingv1.Ingress{
+			ObjectMeta: metav1.ObjectMeta{Namespace: other, Name: "outside"},
+			Spec: networkingv1.IngressSpec{IngressClassName: ptr.To("portico-public"), Rules: []networkingv1.IngressRule{{
+				Host: "outside.example.com", IngressRuleValue: networkingv1.IngressRuleValue{HTTP: &networkingv1.HTTPIngressRuleValue{
+					Paths: []networkingv1.HTTPIngressPath{prefixPath("/", "echo")}}},
+			}}},
+		})).To(Succeed())
+		// Touch an Ingress of shop so a snapshot is compiled after the one above exists.
+		marker := &networkingv1.Ingress{
+			ObjectMeta: metav1.ObjectMeta{Namespace: appNamespace, Name: "tenancy-marker"},
+			Spec: networkingv1.IngressSpec{IngressClassName: ptr.To("portico-public"), Rules: []networkingv1.IngressRule{{
+				Host: "marker.example.com", IngressRuleValue: networkingv1.IngressRuleValue{HTTP: &networkingv1.HTTPIngressRuleValue{
+					Paths: []networkingv1.HTTPIngressPath{prefixPath("/", "echo-a")}}},
+			}}},
+		}
+		Expect(k8sClient.Create(ctx, marker)).To(Succeed())
+		for _, ip := range gatewayPodIPs("public") {
+			Eventually(func() int { return hostGet(ip, "marker.example.com") }, 30*time.Second, 250*time.Millisecond).Should(Equal(http.StatusOK), "pod %s", ip)
+			Consistently(func() int { return hostGet(ip, "outside.example.com") }, time.Second, 200*time.Millisecond).
+				Should(Equal(http.StatusNotFound), "pod %s serves an Ingress of %s", ip, other)
+		}
+		Expect(k8sClient.Delete(ctx, marker)).To(Succeed())
+
+		By("the same Ingress is served once the selector admits its namespace (the check can see it)")
+		update(gc, func() { gc.Spec.IngressNamespaceSelector = nil })
+		Eventually(func() int { return hostGet(gatewayPodIPs("public")[0], "outside.example.com") }, 30*time.Second, 250*time.Millisecond).
+			Should(Equal(http.StatusOK))
+		Expect(k8sClient.Delete(ctx, &networkingv1.Ingress{ObjectMeta: metav1.ObjectMeta{Namespace: other, Name: "outside"}})).To(Succeed())
 	})
 
 	It("keeps Secret bytes out of every ConfigMap and every gatewaypod log", func() {
