@@ -103,6 +103,17 @@ func tenancySpecs() {
 		return resp.StatusCode
 	}
 
+	// ingress is an Ingress of class portico-public routing host to svc.
+	ingress := func(ns, name, host, svc string) *networkingv1.Ingress {
+		return &networkingv1.Ingress{
+			ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name},
+			Spec: networkingv1.IngressSpec{IngressClassName: ptr.To("portico-public"), Rules: []networkingv1.IngressRule{{
+				Host: host, IngressRuleValue: networkingv1.IngressRuleValue{HTTP: &networkingv1.HTTPIngressRuleValue{
+					Paths: []networkingv1.HTTPIngressPath{prefixPath("/", svc)}}},
+			}}},
+		}
+	}
+
 	It("does not serve an Ingress that refers to another namespace's Secret, and never serves that Secret", func() {
 		// Later specs see the Ingresses of shop as they were, served by
 		// every pod (they compare the served version with the ConfigMap's).
@@ -122,14 +133,9 @@ func tenancySpecs() {
 		By("an annotation naming other-team/stolen is rejected with a Warning Event")
 		for _, ann := range []string{"proxy-ssl-secret", "auth-tls-secret"} {
 			name := "cross-" + ann
-			Expect(k8sClient.Create(ctx, &networkingv1.Ingress{
-				ObjectMeta: metav1.ObjectMeta{Namespace: appNamespace, Name: name,
-					Annotations: map[string]string{"nginx.ingress.kubernetes.io/" + ann: other + "/stolen"}},
-				Spec: networkingv1.IngressSpec{IngressClassName: ptr.To("portico-public"), Rules: []networkingv1.IngressRule{{
-					Host: ann + "." + crossHost, IngressRuleValue: networkingv1.IngressRuleValue{HTTP: &networkingv1.HTTPIngressRuleValue{
-						Paths: []networkingv1.HTTPIngressPath{prefixPath("/", "echo-a")}}},
-				}}},
-			})).To(Succeed())
+			ing := ingress(appNamespace, name, ann+"."+crossHost, "echo-a")
+			ing.Annotations = map[string]string{"nginx.ingress.kubernetes.io/" + ann: other + "/stolen"}
+			Expect(k8sClient.Create(ctx, ing)).To(Succeed())
 			Eventually(func(g Gomega) {
 				var evs eventsv1.EventList
 				g.Expect(k8sClient.List(ctx, &evs, client.InNamespace(appNamespace))).To(Succeed())
@@ -153,13 +159,7 @@ func tenancySpecs() {
 					Paths: []networkingv1.HTTPIngressPath{prefixPath("/", "echo-a")}}}}}},
 		})).To(Succeed())
 		// A later Ingress in the same snapshot shows the instance has moved past the three above.
-		Expect(k8sClient.Create(ctx, &networkingv1.Ingress{
-			ObjectMeta: metav1.ObjectMeta{Namespace: appNamespace, Name: "tenancy-marker"},
-			Spec: networkingv1.IngressSpec{IngressClassName: ptr.To("portico-public"), Rules: []networkingv1.IngressRule{{
-				Host: "marker.example.com", IngressRuleValue: networkingv1.IngressRuleValue{HTTP: &networkingv1.HTTPIngressRuleValue{
-					Paths: []networkingv1.HTTPIngressPath{prefixPath("/", "echo-a")}}},
-			}}},
-		})).To(Succeed())
+		Expect(k8sClient.Create(ctx, ingress(appNamespace, "tenancy-marker", "marker.example.com", "echo-a"))).To(Succeed())
 		for _, ip := range gatewayPodIPs("public") {
 			Eventually(func() int { return hostGet(ip, "marker.example.com") }, 30*time.Second, 250*time.Millisecond).Should(Equal(200), "pod %s", ip)
 			for _, h := range []string{"proxy-ssl-secret." + crossHost, "auth-tls-secret." + crossHost} {
@@ -198,21 +198,9 @@ func tenancySpecs() {
 			Ports:       []discoveryv1.EndpointPort{{Name: ptr.To("http"), Port: ptr.To(int32(9000))}},
 			Endpoints:   []discoveryv1.Endpoint{{Addresses: []string{"10.244.2.10"}, Conditions: discoveryv1.EndpointConditions{Ready: ptr.To(true)}}},
 		})).To(Succeed())
-		Expect(k8sClient.Create(ctx, &networkingv1.Ingress{
-			ObjectMeta: metav1.ObjectMeta{Namespace: other, Name: "outside"},
-			Spec: networkingv1.IngressSpec{IngressClassName: ptr.To("portico-public"), Rules: []networkingv1.IngressRule{{
-				Host: "outside.example.com", IngressRuleValue: networkingv1.IngressRuleValue{HTTP: &networkingv1.HTTPIngressRuleValue{
-					Paths: []networkingv1.HTTPIngressPath{prefixPath("/", "echo")}}},
-			}}},
-		})).To(Succeed())
+		Expect(k8sClient.Create(ctx, ingress(other, "outside", "outside.example.com", "echo"))).To(Succeed())
 		// Touch an Ingress of shop so a snapshot is compiled after the one above exists.
-		marker := &networkingv1.Ingress{
-			ObjectMeta: metav1.ObjectMeta{Namespace: appNamespace, Name: "tenancy-marker"},
-			Spec: networkingv1.IngressSpec{IngressClassName: ptr.To("portico-public"), Rules: []networkingv1.IngressRule{{
-				Host: "marker.example.com", IngressRuleValue: networkingv1.IngressRuleValue{HTTP: &networkingv1.HTTPIngressRuleValue{
-					Paths: []networkingv1.HTTPIngressPath{prefixPath("/", "echo-a")}}},
-			}}},
-		}
+		marker := ingress(appNamespace, "tenancy-marker", "marker.example.com", "echo-a")
 		Expect(k8sClient.Create(ctx, marker)).To(Succeed())
 		for _, ip := range gatewayPodIPs("public") {
 			Eventually(func() int { return hostGet(ip, "marker.example.com") }, 30*time.Second, 250*time.Millisecond).Should(Equal(http.StatusOK), "pod %s", ip)

@@ -25,16 +25,9 @@ import (
 	"bufio"
 	"bytes"
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
-	"crypto/x509"
-	"crypto/x509/pkix"
 	"encoding/json"
-	"encoding/pem"
 	"fmt"
 	"io"
-	"math/big"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -49,6 +42,7 @@ import (
 
 	"github.com/portico-dev/portico/gatewaypod/podflags"
 	"github.com/portico-dev/portico/gatewaypod/snapshot"
+	"github.com/portico-dev/portico/internal/testcert"
 )
 
 // gatewaypodBin is the binary under attack: GATEWAYPOD_BIN (make test sets
@@ -148,22 +142,10 @@ func (l *lockedBuffer) String() string {
 // keys the instance Secret uses for secret, and returns its pin.
 func tlsFiles(t *testing.T, dir, secret string, names ...string) snapshot.Certificate {
 	t.Helper()
-	k, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	crt, key, _, err := testcert.SelfSigned(names...)
 	if err != nil {
 		t.Fatal(err)
 	}
-	tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: names[0]}, DNSNames: names,
-		NotBefore: time.Now().Add(-time.Minute), NotAfter: time.Now().Add(time.Hour)}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &k.PublicKey, k)
-	if err != nil {
-		t.Fatal(err)
-	}
-	kd, err := x509.MarshalPKCS8PrivateKey(k)
-	if err != nil {
-		t.Fatal(err)
-	}
-	crt := pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})
-	key := pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: kd})
 	ck, kk := snapshot.CertificateDataKeys(secret)
 	for name, b := range map[string][]byte{ck: crt, kk: key} {
 		if err := os.WriteFile(filepath.Join(dir, name), b, 0o600); err != nil {
