@@ -118,7 +118,7 @@ func tenancySpecs() {
 		// Later specs see the Ingresses of shop as they were, served by
 		// every pod (they compare the served version with the ConfigMap's).
 		DeferCleanup(func() {
-			for _, n := range []string{"cross-proxy-ssl-secret", "cross-auth-tls-secret", "cross-tls", "tenancy-marker"} {
+			for _, n := range []string{"cross-proxy-ssl-secret", "cross-auth-tls-secret", "cross-tls", "cross-service", "tenancy-marker"} {
 				Expect(client.IgnoreNotFound(k8sClient.Delete(ctx, &networkingv1.Ingress{
 					ObjectMeta: metav1.ObjectMeta{Namespace: appNamespace, Name: n}}))).To(Succeed())
 			}
@@ -150,6 +150,17 @@ func tenancySpecs() {
 			}, 30*time.Second, 250*time.Millisecond).Should(Succeed())
 		}
 
+		By("a backend Service that exists only in another namespace is not reached")
+		Expect(k8sClient.Create(ctx, &corev1.Service{ObjectMeta: metav1.ObjectMeta{Namespace: other, Name: "only-other"},
+			Spec: corev1.ServiceSpec{Ports: []corev1.ServicePort{{Name: "http", Port: 80}}}})).To(Succeed())
+		Expect(k8sClient.Create(ctx, &discoveryv1.EndpointSlice{
+			ObjectMeta:  metav1.ObjectMeta{Namespace: other, Name: "only-other-1", Labels: map[string]string{discoveryv1.LabelServiceName: "only-other"}},
+			AddressType: discoveryv1.AddressTypeIPv4,
+			Ports:       []discoveryv1.EndpointPort{{Name: ptr.To("http"), Port: ptr.To(int32(9000))}},
+			Endpoints:   []discoveryv1.Endpoint{{Addresses: []string{"10.244.2.10"}, Conditions: discoveryv1.EndpointConditions{Ready: ptr.To(true)}}},
+		})).To(Succeed())
+		Expect(k8sClient.Create(ctx, ingress(appNamespace, "cross-service", "cross-service.example.com", "only-other"))).To(Succeed())
+
 		By("spec.tls can only name a Secret of the Ingress's own namespace")
 		Expect(k8sClient.Create(ctx, &networkingv1.Ingress{
 			ObjectMeta: metav1.ObjectMeta{Namespace: appNamespace, Name: "cross-tls"},
@@ -165,6 +176,9 @@ func tenancySpecs() {
 			for _, h := range []string{"proxy-ssl-secret." + crossHost, "auth-tls-secret." + crossHost} {
 				Expect(hostGet(ip, h)).To(Equal(404), "pod %s serves %s", ip, h)
 			}
+			// No Service of that name in shop: no endpoint to send to.
+			Expect(hostGet(ip, "cross-service.example.com")).To(BeElementOf(http.StatusNotFound, http.StatusServiceUnavailable),
+				"pod %s reaches other-team's Service", ip)
 			// Whatever the TLS listener presents for the host, it is not other-team's certificate.
 			conn, err := tls.Dial("tcp", fmt.Sprintf("%s:%d", ip, podflags.DefaultHTTPSPort), &tls.Config{InsecureSkipVerify: true, ServerName: tlsHost})
 			if err == nil {
