@@ -70,12 +70,22 @@ FUZZTIME ?= 10s
 .PHONY: test
 test: k8s-assets verify-generated verify-config vet build ## Install the test control plane, then run every test (unit, envtest, e2e).
 	$(GO) test -race -count=1 ./gatewaypod/...
-	# Short fuzz runs (seed corpora also run as plain tests below); run longer with FUZZTIME=10m.
-	$(GO) test ./controllers/annotations -run '^$$' -fuzz FuzzParse -fuzztime $(FUZZTIME)
-	$(GO) test ./gatewaypod/snapshot -run '^$$' -fuzz FuzzDecode -fuzztime $(FUZZTIME)
-	$(GO) test ./gatewaypod/proxy -run '^$$' -fuzz FuzzNormalizePath -fuzztime $(FUZZTIME)
+	# Short fuzz runs (seed corpora also run as plain tests below); run longer with `make fuzz FUZZTIME=10m`.
+	$(MAKE) --no-print-directory fuzz FUZZTIME=$(FUZZTIME)
 	# One package at a time: the envtest and e2e suites each run a control plane.
 	GATEWAYPOD_BIN=$(LOCALBIN)/gatewaypod $(GO) test -p 1 -count=1 -timeout 30m ./...
+
+# FUZZ_TARGETS are "package:target" pairs; docs/security.md says what each checks.
+FUZZ_TARGETS ?= ./controllers/annotations:FuzzParse ./gatewaypod/snapshot:FuzzDecode \
+	./gatewaypod/proxy:FuzzNormalizePath ./gatewaypod/router:FuzzHost ./gatewaypod/proxy:FuzzServerName \
+	./gatewaypod/proxy:FuzzRequestHeaders ./gatewaypod/proxy:FuzzResponseHeaders
+
+.PHONY: fuzz
+fuzz: ## Run every fuzz target for $(FUZZTIME) each (default 10s; e.g. make fuzz FUZZTIME=10m).
+	@set -e; for t in $(FUZZ_TARGETS); do \
+		echo "fuzz $${t#*:} in $${t%%:*} for $(FUZZTIME)"; \
+		$(GO) test $${t%%:*} -run '^$$' -fuzz "^$${t#*:}$$" -fuzztime $(FUZZTIME); \
+	done
 
 .PHONY: test-unit
 test-unit: ## Pure tests only (no control plane).

@@ -28,15 +28,17 @@ var _ = Describe("Gateway pod RBAC", func() {
 			_, err := r.Reconcile(ctx, ctrl.Request{NamespacedName: types.NamespacedName{Name: name}})
 			Expect(err).NotTo(HaveOccurred())
 		}
-		can := func(sa, verb, resource, name string) bool {
+		// canIn asks about namespace ns ("" is cluster-wide).
+		canIn := func(ns, sa, verb, resource, name string) bool {
 			sar := &authorizationv1.SubjectAccessReview{Spec: authorizationv1.SubjectAccessReviewSpec{
 				User:               "system:serviceaccount:tenancy:" + sa,
 				Groups:             []string{"system:serviceaccounts", "system:serviceaccounts:tenancy", "system:authenticated"},
-				ResourceAttributes: &authorizationv1.ResourceAttributes{Namespace: "tenancy", Verb: verb, Resource: resource, Name: name},
+				ResourceAttributes: &authorizationv1.ResourceAttributes{Namespace: ns, Verb: verb, Resource: resource, Name: name},
 			}}
 			Expect(k8sClient.Create(ctx, sar)).To(Succeed())
 			return sar.Status.Allowed
 		}
+		can := func(sa, verb, resource, name string) bool { return canIn("tenancy", sa, verb, resource, name) }
 		type check struct {
 			verb, resource, name string
 			want                 bool
@@ -59,6 +61,19 @@ var _ = Describe("Gateway pod RBAC", func() {
 			{"create", "configmaps", "", false},
 		} {
 			Expect(can("portico-north", c.verb, c.resource, c.name)).To(Equal(c.want), "%s %s %q", c.verb, c.resource, c.name)
+		}
+		// Nothing outside its own two objects: not a same-named Secret in
+		// another namespace, not other ConfigMaps, no lists.
+		for _, c := range []struct{ ns, verb, resource, name string }{
+			{"default", "get", "secrets", "portico-north-tls"},
+			{"default", "get", "configmaps", "portico-north-snapshot"},
+			{"", "list", "secrets", ""},
+			{"", "list", "configmaps", ""},
+			{"tenancy", "list", "configmaps", ""},
+			{"tenancy", "get", "configmaps", "kube-root-ca.crt"},
+			{"tenancy", "watch", "secrets", ""},
+		} {
+			Expect(canIn(c.ns, "portico-north", c.verb, c.resource, c.name)).To(BeFalse(), "%s %s %q in %q", c.verb, c.resource, c.name, c.ns)
 		}
 		Expect(can("portico-east", "get", "configmaps", "portico-east-snapshot")).To(BeTrue())
 		Expect(can("portico-east", "get", "configmaps", "portico-north-snapshot")).To(BeFalse())

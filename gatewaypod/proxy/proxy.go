@@ -340,6 +340,9 @@ func (p *Proxy) Router() *router.Router {
 // ServeHTTP routes and forwards one request.
 func (p *Proxy) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 	start := time.Now()
+	if needsCloseAfterReply(req) {
+		w = &closeAfterReply{ResponseWriter: w}
+	}
 	var e *accessEntry
 	if p.access != nil {
 		if e = p.access.begin(w, req, start); e != nil {

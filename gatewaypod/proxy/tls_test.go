@@ -40,7 +40,7 @@ import (
 )
 
 // selfSigned returns a PEM chain and key for names, valid for an hour.
-func selfSigned(t *testing.T, cn string, names ...string) (crt, key []byte) {
+func selfSigned(t testing.TB, cn string, names ...string) (crt, key []byte) {
 	t.Helper()
 	k, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {

@@ -279,6 +279,7 @@ var _ = Describe("A GatewayConfig serving an Ingress", Ordered, func() {
 	})
 
 	Context("TLS from the Ingress's Secret", tlsSpecs)
+	Context("tenancy: other namespaces' Secrets, key material, the pods' RBAC", tenancySpecs)
 	Context("a snapshot ConfigMap corrupted by hand", corruptSnapshotSpecs)
 	Context("an east-west instance beside the north-south one", eastWestSpecs)
 })
