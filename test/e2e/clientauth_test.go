@@ -32,6 +32,7 @@ var _ = Describe("Client certificates and error pages through a real gateway pod
 		ns       = "mtls"
 		secure   = "secure.mtls.example.com"
 		public   = "public.mtls.example.com"
+		fallback = "fallback.mtls.example.com"
 	)
 	var (
 		podIP  string
@@ -54,12 +55,12 @@ var _ = Describe("Client certificates and error pages through a real gateway pod
 			Endpoints: []discoveryv1.Endpoint{{Addresses: []string{ip}}},
 		})).To(Succeed())
 	}
-	ingress := func(name, host string, ann map[string]string) {
+	ingress := func(name, host, svc string, ann map[string]string) {
 		Expect(k8sClient.Create(ctx, &networkingv1.Ingress{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name, Annotations: ann},
 			Spec: networkingv1.IngressSpec{IngressClassName: ptr.To(class),
 				TLS: []networkingv1.IngressTLS{{Hosts: []string{host}, SecretName: "site-tls"}},
 				Rules: []networkingv1.IngressRule{{Host: host, IngressRuleValue: networkingv1.IngressRuleValue{HTTP: &networkingv1.HTTPIngressRuleValue{
-					Paths: []networkingv1.HTTPIngressPath{prefixPath("/", "app")}}}}}}})).To(Succeed())
+					Paths: []networkingv1.HTTPIngressPath{prefixPath("/", svc)}}}}}}})).To(Succeed())
 	}
 	// send does one HTTPS GET with SNI sni and Host host, offering cert.
 	send := func(sni, host, path string, cert *tls.Certificate) (int, string, error) {
@@ -97,7 +98,7 @@ var _ = Describe("Client certificates and error pages through a real gateway pod
 			fmt.Fprintf(w, "error page code=%s service=%s", r.Header.Get("X-Code"), r.Header.Get("X-Service-Name"))
 		})
 
-		srv := testcerts.New(GinkgoT(), nil, testcerts.Options{DNSNames: []string{secure, public}})
+		srv := testcerts.New(GinkgoT(), nil, testcerts.Options{DNSNames: []string{secure, public, fallback}})
 		roots = x509.NewCertPool()
 		roots.AddCert(srv.Cert)
 		ca = testcerts.New(GinkgoT(), nil, testcerts.Options{CommonName: "mtls client CA", CA: true})
@@ -113,12 +114,12 @@ var _ = Describe("Client certificates and error pages through a real gateway pod
 		Expect(k8sClient.Create(ctx, &networkingv1.IngressClass{ObjectMeta: metav1.ObjectMeta{Name: class},
 			Spec: networkingv1.IngressClassSpec{Controller: gatewayv1alpha1.ControllerName, Parameters: &networkingv1.IngressClassParametersReference{
 				APIGroup: ptr.To(gatewayv1alpha1.GroupVersion.Group), Kind: "GatewayConfig", Name: instance}}})).To(Succeed())
-		ingress("secure", secure, map[string]string{
+		ingress("secure", secure, "app", map[string]string{
 			"nginx.ingress.kubernetes.io/auth-tls-secret":    ns + "/client-ca",
 			"nginx.ingress.kubernetes.io/custom-http-errors": "503",
 			"nginx.ingress.kubernetes.io/default-backend":    "pages",
 		})
-		ingress("public", public, nil)
+		ingress("public", public, "app", nil)
 
 		Eventually(func(g Gomega) {
 			gc := &gatewayv1alpha1.GatewayConfig{}
@@ -163,5 +164,47 @@ var _ = Describe("Client certificates and error pages through a real gateway pod
 		Expect(err).NotTo(HaveOccurred())
 		Expect(code).To(Equal(http.StatusServiceUnavailable))
 		Expect(body).To(Equal("error page code=503 service=app"))
+	})
+
+	It("sends a route without endpoints to its default-backend Service once that Service gets endpoints", func() {
+		// "idle" never has endpoints; "spare" is named only by the
+		// annotation, so only the backend-Service index wakes the instance
+		// when its EndpointSlice appears.
+		Expect(k8sClient.Create(ctx, &corev1.Service{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "idle"},
+			Spec: corev1.ServiceSpec{Ports: []corev1.ServicePort{{Name: "http", Port: 80}}}})).To(Succeed())
+		Expect(k8sClient.Create(ctx, &corev1.Service{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "spare"},
+			Spec: corev1.ServiceSpec{Ports: []corev1.ServicePort{{Name: "http", Port: 80}}}})).To(Succeed())
+		ingress("fallback", fallback, "idle", map[string]string{"nginx.ingress.kubernetes.io/default-backend": "spare"})
+		Eventually(func() int { c, _, _ := send(fallback, fallback, "/", nil); return c }, 30*time.Second, 250*time.Millisecond).
+			Should(Equal(http.StatusServiceUnavailable), "no endpoints anywhere yet")
+		// Let the instance settle (the pod reports the new version, which
+		// reconciles once more), so that only the EndpointSlice below can wake it.
+		Eventually(func(g Gomega) {
+			gc := &gatewayv1alpha1.GatewayConfig{}
+			g.Expect(k8sClient.Get(ctx, types.NamespacedName{Name: instance}, gc)).To(Succeed())
+			cm := &corev1.ConfigMap{}
+			g.Expect(k8sClient.Get(ctx, types.NamespacedName{Namespace: operatorNamespace, Name: "portico-" + instance + "-snapshot"}, cm)).To(Succeed())
+			g.Expect(gc.Status.Snapshot.Version).To(Equal(cm.Annotations[podflags.AnnotationSnapshotVersion]))
+			g.Expect(gc.Status.Snapshot.ServingReplicas).To(Equal(int32(1)))
+		}, 30*time.Second, 250*time.Millisecond).Should(Succeed())
+
+		ln, err := net.Listen("tcp", "10.244.4.12:9000")
+		Expect(err).NotTo(HaveOccurred())
+		srv := &http.Server{ReadHeaderTimeout: 5 * time.Second, Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			_, _ = io.WriteString(w, "spare")
+		})}
+		go func() { _ = srv.Serve(ln) }()
+		DeferCleanup(srv.Close)
+		Expect(k8sClient.Create(ctx, &discoveryv1.EndpointSlice{
+			ObjectMeta:  metav1.ObjectMeta{Namespace: ns, Name: "spare-1", Labels: map[string]string{discoveryv1.LabelServiceName: "spare"}},
+			AddressType: discoveryv1.AddressTypeIPv4, Ports: []discoveryv1.EndpointPort{{Name: ptr.To("http"), Port: ptr.To(int32(9000))}},
+			Endpoints: []discoveryv1.Endpoint{{Addresses: []string{"10.244.4.12"}}},
+		})).To(Succeed())
+		Eventually(func(g Gomega) {
+			code, body, err := send(fallback, fallback, "/", nil)
+			g.Expect(err).NotTo(HaveOccurred())
+			g.Expect(code).To(Equal(http.StatusOK))
+			g.Expect(body).To(Equal("spare"))
+		}, 30*time.Second, 250*time.Millisecond).Should(Succeed())
 	})
 })
