@@ -30,9 +30,25 @@ type ClientCAs func(secret string) *x509.CertPool
 // certificates refuse every request they would have to verify.
 func (p *Proxy) SetClientCAs(cas ClientCAs) { p.clientCAs = cas }
 
-// stripClientCertHeaders drops client-supplied ssl-client-* headers, in
-// either spelling (some servers map '-' and '_' to the same variable).
-func stripClientCertHeaders(h http.Header) {
+// clientCertHeaderNames are the headers the proxy owns, in both spellings
+// (some servers map '-' and '_' to the same variable), canonical.
+var clientCertHeaderNames = []string{
+	hdrSSLClientVerify, hdrSSLClientSubjectDN, hdrSSLClientIssuerDN, hdrSSLClientCert,
+	"Ssl_client_verify", "Ssl_client_subject_dn", "Ssl_client_issuer_dn", "Ssl_client_cert",
+}
+
+// stripClientCertHeaders drops client-supplied copies of the ssl-client-*
+// headers the proxy sets. On hosts that verify client certificates
+// (thorough), every header starting with ssl-client- or ssl_client_ goes,
+// in any case; elsewhere the owned names are deleted by key, which is
+// cheaper than a scan of all headers on every request.
+func stripClientCertHeaders(h http.Header, thorough bool) {
+	if !thorough {
+		for _, k := range clientCertHeaderNames {
+			delete(h, k)
+		}
+		return
+	}
 	for k := range h {
 		if len(k) > 11 && (k[0] == 'S' || k[0] == 's') &&
 			(strings.EqualFold(k[:11], "ssl-client-") || strings.EqualFold(k[:11], "ssl_client_")) {
@@ -57,8 +73,8 @@ func stripClientCertHeaders(h http.Header) {
 //   - optional_no_ca: a certificate of an unknown issuer passes, marked
 //     FAILED upstream; other errors (expired, wrong purpose) are refused.
 func (p *Proxy) clientAuth(w http.ResponseWriter, req *http.Request, st *state, d *router.Decision) (int, bool) {
-	stripClientCertHeaders(req.Header)
 	ca := d.ClientAuth
+	stripClientCertHeaders(req.Header, ca != nil)
 	if ca == nil {
 		return 0, false
 	}
