@@ -152,8 +152,9 @@ type Output struct {
 	// JSON: compressed above snapshot.CompressThreshold).
 	Encoded []byte
 	// TLSData is the instance Secret's data: for each Certificate in the
-	// snapshot, its chain and key under snapshot.CertificateDataKeys. Nil
-	// when there is no certificate. Never put it in the ConfigMap.
+	// snapshot, its chain and key under snapshot.CertificateDataKeys, and
+	// for each client CA (auth-tls-secret) its bundle under
+	// snapshot.CADataKey. Nil when there is none. Never put it in the ConfigMap.
 	TLSData map[string][]byte
 	// Classes are the names of the IngressClasses bound to the instance, sorted.
 	Classes []string
