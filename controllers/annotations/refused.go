@@ -38,7 +38,8 @@ var unsupported = map[string]bool{
 	"auth-secret": true, "auth-secret-type": true, "auth-realm": true, "auth-method": true,
 	"auth-response-headers": true, "auth-request-redirect": true, "auth-cache-key": true,
 	"auth-cache-duration": true, "auth-proxy-set-headers": true, "auth-keepalive": true,
-	"auth-always-set-cookie": true, "auth-tls-match-cn": true, "proxy-ssl-secret": true, "proxy-ssl-verify": true,
+	"auth-always-set-cookie": true,
+	"auth-tls-match-cn": true, "proxy-ssl-secret": true, "proxy-ssl-verify": true,
 	"proxy-ssl-verify-depth": true, "proxy-ssl-name": true, "proxy-ssl-server-name": true,
 	"proxy-ssl-protocols": true, "proxy-ssl-ciphers": true, "satisfy": true,
 }
