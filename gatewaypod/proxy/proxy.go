@@ -443,6 +443,8 @@ func (p *Proxy) serve(w http.ResponseWriter, req *http.Request, e *accessEntry) 
 		mw := w
 		if e != nil {
 			mw = e.w.ResponseWriter // net/http's own writer: it closes the connection after a 413
+		} else if ep, ok := w.(*errorPages); ok {
+			mw = ep.ResponseWriter
 		}
 		req.Body = http.MaxBytesReader(mw, req.Body, maxBody)
 	}
