@@ -370,7 +370,7 @@ func (p *Proxy) serve(w http.ResponseWriter, req *http.Request, e *accessEntry) 
 	f := p.trust.forwarded(req)
 	a := attempt{p: p, w: w, req: req, f: &f, host: req.Host, prefix: d.ForwardedPrefix,
 		connectTimeout: 0, readTimeout: p.readTimeout, sendTimeout: p.sendTimeout, log: e}
-	if ew := p.errorPages(st, &d, req, w, &f); ew != w {
+	if ew := p.errorPages(st, &d, &a); ew != w {
 		w, a.w = ew, ew // custom-http-errors
 	}
 	if e != nil {
