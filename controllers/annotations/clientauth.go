@@ -27,7 +27,7 @@ var ClientAuthGroup = &Group[ClientAuth]{
 		{Name: "auth-tls-secret", Validator: vSecretRef, Scope: ScopeHost, Risk: RiskMedium,
 			Doc: "\"namespace/name\" of a Secret in the Ingress's own namespace whose ca.crt (PEM) verifies client certificates; another namespace rejects the Ingress. Applies to every host of the Ingress's rules; all Ingresses of a host must agree."},
 		{Name: "auth-tls-verify-client", Validator: vEnum(snapshot.VerifyOn, snapshot.VerifyOff, snapshot.VerifyOptional, snapshot.VerifyOptionalNoCA), Scope: ScopeHost, Risk: RiskMedium,
-			Doc: "on (default: a valid certificate is required), optional (checked when sent), optional_no_ca (asked for, never refused; the result goes upstream) or off."},
+			Doc: "on (default: a valid certificate is required), optional (checked when sent), optional_no_ca (asked for; an unknown issuer is not refused, the result goes upstream) or off."},
 		{Name: "auth-tls-verify-depth", Validator: vInt(1, 16), Scope: ScopeHost, Risk: RiskLow,
 			Doc: "Longest chain of CA certificates above the client certificate (default 1)."},
 		{Name: "auth-tls-error-page", Validator: vURL, Scope: ScopeHost, Risk: RiskMedium,

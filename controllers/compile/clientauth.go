@@ -129,9 +129,15 @@ func (b *builder) clientAuth(primaries []*compiled, data map[string][]byte) map[
 			data[snapshot.CADataKey(c.clientAuth.ca.CASecret)] = c.clientAuth.data
 		}
 	}
+	if len(owner) == 0 {
+		return data
+	}
 	for _, c := range primaries {
+		if c.clientAuth != nil {
+			continue
+		}
 		for _, h := range ruleHosts(c.ing) {
-			if o := owner[h]; o != nil && (c.clientAuth == nil) {
+			if o := owner[h]; o != nil {
 				c.res.Warnings = append(c.res.Warnings, Warning{ReasonClientAuthInherited, fmt.Sprintf(
 					"host %q requires client certificates (auth-tls-* of Ingress %s, verify %s); they apply to this Ingress's routes on it too",
 					displayHost(h), o.src, o.clientAuth.ca.Verify)})

@@ -154,8 +154,10 @@ type Output struct {
 	// TLSData is the instance Secret's data: for each Certificate in the
 	// snapshot, its chain and key under snapshot.CertificateDataKeys, and
 	// for each upstream TLS Secret (proxy-ssl-secret) its CA under
-	// snapshot.CADataKey and client certificate under CertificateDataKeys.
-	// Nil when there is no key material. Never put it in the ConfigMap.
+	// snapshot.CADataKey and client certificate under CertificateDataKeys;
+	// for each client CA (auth-tls-secret) its bundle under
+	// snapshot.CADataKey. Nil when there is no key material. Never put it
+	// in the ConfigMap.
 	TLSData map[string][]byte
 	// Classes are the names of the IngressClasses bound to the instance, sorted.
 	Classes []string

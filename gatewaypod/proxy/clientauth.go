@@ -30,9 +30,25 @@ type ClientCAs func(secret string) *x509.CertPool
 // certificates refuse every request they would have to verify.
 func (p *Proxy) SetClientCAs(cas ClientCAs) { p.clientCAs = cas }
 
-// stripClientCertHeaders drops client-supplied ssl-client-* headers, in
-// either spelling (some servers map '-' and '_' to the same variable).
-func stripClientCertHeaders(h http.Header) {
+// clientCertHeaderNames are the headers the proxy owns, in both spellings
+// (some servers map '-' and '_' to the same variable), canonical.
+var clientCertHeaderNames = []string{
+	hdrSSLClientVerify, hdrSSLClientSubjectDN, hdrSSLClientIssuerDN, hdrSSLClientCert,
+	"Ssl_client_verify", "Ssl_client_subject_dn", "Ssl_client_issuer_dn", "Ssl_client_cert",
+}
+
+// stripClientCertHeaders drops client-supplied copies of the ssl-client-*
+// headers the proxy sets. On hosts that verify client certificates
+// (thorough), every header starting with ssl-client- or ssl_client_ goes,
+// in any case; elsewhere the owned names are deleted by key, which is
+// cheaper than a scan of all headers on every request.
+func stripClientCertHeaders(h http.Header, thorough bool) {
+	if !thorough {
+		for _, k := range clientCertHeaderNames {
+			delete(h, k)
+		}
+		return
+	}
 	for k := range h {
 		if len(k) > 11 && (k[0] == 'S' || k[0] == 's') &&
 			(strings.EqualFold(k[:11], "ssl-client-") || strings.EqualFold(k[:11], "ssl_client_")) {
@@ -54,10 +70,11 @@ func stripClientCertHeaders(h http.Header) {
 //     send the Host of one that does; clients retry on a new connection;
 //   - on: no certificate or a bad one: 400, or a 302 to the error page;
 //   - optional: a bad certificate likewise; none passes as NONE;
-//   - optional_no_ca: never refused; the result goes upstream.
+//   - optional_no_ca: a certificate of an unknown issuer passes, marked
+//     FAILED upstream; other errors (expired, wrong purpose) are refused.
 func (p *Proxy) clientAuth(w http.ResponseWriter, req *http.Request, st *state, d *router.Decision) (int, bool) {
-	stripClientCertHeaders(req.Header)
 	ca := d.ClientAuth
+	stripClientCertHeaders(req.Header, ca != nil)
 	if ca == nil {
 		return 0, false
 	}
@@ -90,7 +107,9 @@ func (p *Proxy) clientAuth(w http.ResponseWriter, req *http.Request, st *state, 
 	}
 	result := "SUCCESS"
 	if err := p.verified.verify(req.TLS, pool, ca.EffectiveDepth()); err != nil {
-		if mode != snapshot.VerifyOptionalNoCA {
+		// optional_no_ca forgives only an unknown issuer, as nginx does
+		// (ngx_ssl_verify_error_optional): an expired certificate is refused.
+		if mode != snapshot.VerifyOptionalNoCA || !errors.Is(err, errUnknownIssuer) {
 			p.log.Debug("Client certificate refused", "host", d.Host, "subject", certs[0].Subject.String(), "err", err)
 			return p.clientAuthFailed(w, ca, "The SSL certificate error"), true
 		}
@@ -115,12 +134,16 @@ func (p *Proxy) clientAuthFailed(w http.ResponseWriter, ca *snapshot.ClientAuth,
 	return p.reply(w, http.StatusBadRequest, msg)
 }
 
+// errUnknownIssuer: the chain does not lead to the host's CA (OpenSSL's
+// wording, as nginx reports it in ssl-client-verify).
+var errUnknownIssuer = errors.New("unable to get local issuer certificate")
+
 // verifyClientChain verifies a client's certificate chain against pool for
 // client authentication, allowing at most depth CA certificates above the
 // leaf. Errors carry OpenSSL's wording where nginx would report it.
 func verifyClientChain(pool *x509.CertPool, certs []*x509.Certificate, depth int) error {
 	if pool == nil {
-		return errors.New("unable to get local issuer certificate")
+		return errUnknownIssuer
 	}
 	opts := x509.VerifyOptions{Roots: pool, KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth}}
 	if len(certs) > 1 {
@@ -135,7 +158,7 @@ func verifyClientChain(pool *x509.CertPool, certs []*x509.Certificate, depth int
 		var ci x509.CertificateInvalidError
 		switch {
 		case errors.As(err, &ua):
-			return errors.New("unable to get local issuer certificate")
+			return errUnknownIssuer
 		case errors.As(err, &ci) && ci.Reason == x509.Expired:
 			return errors.New("certificate has expired or is not yet valid")
 		case errors.As(err, &ci) && ci.Reason == x509.IncompatibleUsage:

@@ -162,8 +162,10 @@ func TestClientAuth(t *testing.T) {
 		"optional: a good one passes":                      {sni: "optional.test", host: "optional.test", cert: good, want: want{status: 200, verify: "SUCCESS", subject: "CN=good client", asked: true}},
 		"optional_no_ca: a stranger passes, marked FAILED": {sni: "noca.test", host: "noca.test", cert: wrongCA,
 			want: want{status: 200, verify: "FAILED:unable to get local issuer certificate", subject: "CN=stranger", asked: true}},
-		"off: no certificate is asked for":           {sni: "off.test", host: "off.test", cert: good, want: want{status: 200, verify: "NONE"}},
-		"no client auth: forged headers are dropped": {sni: "public.test", host: "public.test", hdr: forged, want: want{status: 200}},
+		"optional_no_ca: an expired certificate is refused": {sni: "noca.test", host: "noca.test", cert: expired, want: want{status: 400, asked: true}},
+		"optional_no_ca: none passes as NONE":               {sni: "noca.test", host: "noca.test", want: want{status: 200, verify: "NONE", asked: true}},
+		"off: no certificate is asked for":                  {sni: "off.test", host: "off.test", cert: good, want: want{status: 200, verify: "NONE"}},
+		"no client auth: forged headers are dropped":        {sni: "public.test", host: "public.test", hdr: forged, want: want{status: 200}},
 		// The classic hole: TLS for a name that does not ask for a
 		// certificate, then the Host of one that does.
 		"SNI without client auth, Host with: 421":      {sni: "public.test", host: "secure.test", cert: good, want: want{status: 421}},

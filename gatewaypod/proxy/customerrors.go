@@ -39,10 +39,12 @@ type errorPages struct {
 	dropped int
 }
 
-// errorPages returns w wrapped for the route's custom-http-errors, or w
-// itself when the route has none, no error backend exists, or the request
-// is an upgrade.
-func (p *Proxy) errorPages(st *state, d *router.Decision, req *http.Request, w http.ResponseWriter, f *forwarded) http.ResponseWriter {
+// errorPages returns a.w wrapped for the route's custom-http-errors, or
+// a.w itself when the route has none, no error backend exists, or the
+// request is an upgrade. A request without a valid X-Request-Id gets one
+// here, so the upstream, the error backend and the access log share it.
+func (p *Proxy) errorPages(st *state, d *router.Decision, a *attempt) http.ResponseWriter {
+	req, w := a.req, a.w
 	if d.Route == nil || d.Route.CustomErrors == nil || isUpgrade(req) {
 		return w
 	}
@@ -54,7 +56,14 @@ func (p *Proxy) errorPages(st *state, d *router.Decision, req *http.Request, w h
 	if b == nil {
 		return w
 	}
-	return &errorPages{ResponseWriter: w, p: p, st: st, req: req, d: d, f: f, ce: ce, backend: b}
+	if rid := req.Header[hdrXRequestID]; len(rid) != 1 || !validRequestID(rid[0]) {
+		id := string(p.requestIDs.appendNext(nil))
+		req.Header[hdrXRequestID] = []string{id}
+		if a.log != nil {
+			a.log.requestID = id
+		}
+	}
+	return &errorPages{ResponseWriter: w, p: p, st: st, req: req, d: d, f: a.f, ce: ce, backend: b}
 }
 
 func (e *errorPages) WriteHeader(code int) {
@@ -121,9 +130,8 @@ func (e *errorPages) serve(code int) {
 		"X-Service-Name": {svc},
 		"X-Service-Port": {port},
 	}
-	if rid := e.req.Header[hdrXRequestID]; len(rid) == 1 && validRequestID(rid[0]) {
-		h[hdrXRequestID] = rid
-	}
+	h[hdrXRequestID] = e.req.Header[hdrXRequestID] // set by errorPages
+
 	out := &http.Request{Method: method, URL: &url.URL{Path: "/"}, Header: h, Host: e.req.Host, RemoteAddr: e.req.RemoteAddr,
 		Proto: "HTTP/1.1", ProtoMajor: 1, ProtoMinor: 1, Body: http.NoBody, RequestURI: "/"}
 	out = out.WithContext(e.req.Context())

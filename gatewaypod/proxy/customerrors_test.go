@@ -126,6 +126,25 @@ func TestCustomErrors(t *testing.T) {
 			}
 		})
 	}
+	t.Run("error backend gets the request id the upstream got", func(t *testing.T) {
+		var upstreamID string
+		idApp := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			upstreamID = r.Header.Get("X-Request-Id")
+			w.WriteHeader(http.StatusServiceUnavailable)
+		}))
+		defer idApp.Close()
+		s2 := &snapshot.Snapshot{Version: "v-ce2", Hosts: []snapshot.VirtualHost{{Host: "shop.test", Routes: []snapshot.Route{
+			route("/", snapshot.Backend{Name: "shop/id:80", Endpoints: []string{addr(idApp)}}, &snapshot.CustomErrors{Codes: []int{503}, Backend: pagesB})}}}}
+		p.Swap(compile(t, s2))
+		defer p.Swap(compile(t, s))
+		resp, body := get(t, c, front.URL+"/x", map[string]string{"Host": "shop.test"})
+		if resp.StatusCode != 503 {
+			t.Fatalf("status %d", resp.StatusCode)
+		}
+		if got := decodeEcho(t, body).Header.Get("X-Request-Id"); upstreamID == "" || got != upstreamID {
+			t.Errorf("error backend got X-Request-Id %q, the upstream %q", got, upstreamID)
+		}
+	})
 	// The proxy is still fine after the discarded bodies.
 	resp, body := get(t, c, front.URL+"/x", map[string]string{"Host": "shop.test"})
 	if resp.StatusCode != 200 || body != "app 200" {

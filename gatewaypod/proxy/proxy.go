@@ -397,7 +397,7 @@ func (p *Proxy) serve(w http.ResponseWriter, req *http.Request, e *accessEntry) 
 	f := p.trust.forwarded(req)
 	a := attempt{p: p, w: w, req: req, f: &f, host: req.Host, prefix: d.ForwardedPrefix,
 		connectTimeout: 0, readTimeout: p.readTimeout, sendTimeout: p.sendTimeout, log: e}
-	if ew := p.errorPages(st, &d, req, w, &f); ew != w {
+	if ew := p.errorPages(st, &d, &a); ew != w {
 		w, a.w = ew, ew // custom-http-errors
 	}
 	if e != nil {
@@ -473,6 +473,8 @@ func (p *Proxy) serve(w http.ResponseWriter, req *http.Request, e *accessEntry) 
 		mw := w
 		if e != nil {
 			mw = e.w.ResponseWriter // net/http's own writer: it closes the connection after a 413
+		} else if ep, ok := w.(*errorPages); ok {
+			mw = ep.ResponseWriter
 		}
 		req.Body = http.MaxBytesReader(mw, req.Body, maxBody)
 	}

@@ -16,8 +16,9 @@ const (
 	// VerifyOptional asks for a certificate; a request without one passes
 	// (ssl-client-verify: NONE), one with a bad one is refused.
 	VerifyOptional = "optional"
-	// VerifyOptionalNoCA asks for a certificate and never refuses: the
-	// result travels to the upstream in ssl-client-verify.
+	// VerifyOptionalNoCA asks for a certificate and does not refuse one of
+	// an unknown issuer: the result travels to the upstream in
+	// ssl-client-verify. Other errors (expired ...) are refused, as nginx.
 	VerifyOptionalNoCA = "optional_no_ca"
 )
 

@@ -13,7 +13,6 @@ import (
 	"crypto/x509/pkix"
 	"encoding/pem"
 	"math/big"
-	"testing"
 	"time"
 )
 
@@ -42,8 +41,14 @@ type Options struct {
 	CA bool
 }
 
+// T is the part of testing.TB that New uses (GinkgoT() has it too).
+type T interface {
+	Helper()
+	Fatal(args ...any)
+}
+
 // New issues a certificate signed by parent, or self-signed when parent is nil.
-func New(t testing.TB, parent *Cert, o Options) *Cert {
+func New(t T, parent *Cert, o Options) *Cert {
 	t.Helper()
 	k, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
