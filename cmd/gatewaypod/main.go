@@ -49,6 +49,7 @@ import (
 	"k8s.io/client-go/tools/clientcmd"
 	"k8s.io/klog/v2"
 
+	"github.com/portico-dev/portico/gatewaypod/balancer"
 	"github.com/portico-dev/portico/gatewaypod/podflags"
 	"github.com/portico-dev/portico/gatewaypod/podstatus"
 	"github.com/portico-dev/portico/gatewaypod/proxy"
@@ -79,6 +80,21 @@ func orDefault[T comparable](v, def T) T {
 		return def
 	}
 	return v
+}
+
+// passiveHealth is the proxy's passive health from the flags: the
+// defaults for zero values, nothing (off) for negative max failures.
+func passiveHealth(f podflags.Flags) *balancer.PassiveHealth {
+	h := balancer.DefaultPassiveHealth
+	switch {
+	case f.PassiveMaxFailures < 0:
+		return &balancer.PassiveHealth{}
+	case f.PassiveMaxFailures > 0:
+		h.MaxFailures = f.PassiveMaxFailures
+	}
+	h.BaseEjection = orDefault(f.PassiveEjection, h.BaseEjection)
+	h.MaxEjection = f.PassiveMaxEjection
+	return &h
 }
 
 func main() {
@@ -136,6 +152,7 @@ func run(ctx context.Context, args []string, logOut io.Writer) error {
 		SendTimeout:    flags.UpstreamSendTimeout,
 		Retries:        flags.UpstreamRetries,
 		MaxBodyBytes:   flags.MaxBodyBytes,
+		PassiveHealth:  passiveHealth(flags),
 		AccessLog: proxy.AccessLogOptions{
 			SampleRate: flags.AccessLogRate(),
 			Fields:     accessFields,

@@ -161,6 +161,7 @@ func Docs() []Doc {
 	add(LimitsGroup.Name, LimitsGroup.Annotations)
 	add(BalancerGroup.Name, BalancerGroup.Annotations)
 	add(UpstreamGroup.Name, UpstreamGroup.Annotations)
+	add(HealthGroup.Name, HealthGroup.Annotations)
 	return out
 }
 
@@ -255,6 +256,7 @@ type Config struct {
 	Limits   Limits
 	Balancer Balancer
 	Upstream Upstream
+	Health   Health
 	// Warnings are problems that do not reject the Ingress (an annotation
 	// ignored, a value adjusted the way ingress-nginx adjusts it), sorted.
 	Warnings []string
@@ -300,6 +302,9 @@ func ParseMap(annotations map[string]string) (Config, error) {
 		return Config{}, err
 	}
 	if c.Upstream, err = UpstreamGroup.run(r); err != nil {
+		return Config{}, err
+	}
+	if c.Health, err = HealthGroup.run(r); err != nil {
 		return Config{}, err
 	}
 	r.warnings = append(r.warnings, unknownWarnings(annotations)...)

@@ -613,6 +613,7 @@ func translate(c *compiled, idx *index) *rejection {
 			if rej != nil {
 				return rej
 			}
+			b.HealthCheck = pol.health
 			r := snapshot.Route{Path: path, PathType: pt, Backend: *b, Redirect: redirect,
 				CORS: pol.cors, Access: pol.access, Limits: pol.limits, Balancer: pol.balancer, Upstream: pol.upstream}
 			if pol.rewrite != nil && pol.rewrite.Target != path {
@@ -626,6 +627,7 @@ func translate(c *compiled, idx *index) *rejection {
 		if rej != nil {
 			return rej
 		}
+		b.HealthCheck = pol.health
 		c.def = b
 	}
 	if len(ing.Spec.Rules) == 0 && ing.Spec.DefaultBackend == nil {
@@ -649,13 +651,14 @@ type policy struct {
 	limits   *snapshot.Limits
 	balancer *snapshot.Balancer
 	upstream *snapshot.Upstream
+	health   *snapshot.HealthCheck // of the Ingress's backends
 	// redirects per "host has TLS in this Ingress", built on demand.
 	redirects [2]*snapshot.Redirect
 	built     [2]bool
 }
 
 func policies(cfg *annotations.Config) *policy {
-	p := &policy{}
+	p := &policy{health: cfg.Health.Check}
 	if rw := cfg.Rewrite; rw.Target != "" {
 		p.rewrite = &snapshot.Rewrite{Target: rw.Target, ForwardedPrefix: rw.ForwardedPrefix}
 	}

@@ -141,6 +141,7 @@ type Proxy struct {
 	requestIDs   *requestIDs
 	access       *accessLog // nil: access log off
 	limits       *limiters  // per-route, per-client rate and connection limits
+	health       *health    // active health checks and endpoint metrics
 
 	stopJanitor chan struct{}
 	closeOnce   sync.Once
@@ -220,16 +221,19 @@ func New(opts Options) (*Proxy, error) {
 		ErrorHandler: p.upgradeError,
 		ErrorLog:     slog.NewLogLogger(log.Handler(), slog.LevelDebug),
 	}
+	p.health = newHealth(p)
 	m.ejected = prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 		Name: MetricEjectedEndpoints,
-		Help: "Endpoints currently out of rotation after consecutive failures (passive health).",
+		Help: "Endpoints currently out of rotation: ejected by passive health or failing an active health check.",
 	}, func() float64 { return float64(p.registry.Ejected()) })
 	if opts.Registerer != nil {
-		if err := opts.Registerer.Register(m.ejected); err != nil {
-			if access != nil {
-				access.close()
+		for _, c := range []prometheus.Collector{m.ejected, p.health} {
+			if err := opts.Registerer.Register(c); err != nil {
+				if access != nil {
+					access.close()
+				}
+				return nil, err
 			}
-			return nil, err
 		}
 	}
 	go p.janitor()
@@ -242,6 +246,7 @@ func New(opts Options) (*Proxy, error) {
 func (p *Proxy) Close() {
 	p.closeOnce.Do(func() {
 		close(p.stopJanitor)
+		p.health.close()
 		p.pools.closeIdle()
 		if p.access != nil {
 			p.access.close()
@@ -294,6 +299,7 @@ func (p *Proxy) Swap(rt *router.Router) *router.Router {
 	p.metrics.swapped(rt)
 	p.registry.Sweep(endpointStateTTL, rt.BackendNames())
 	p.pools.sweep(func(addr string, ep *balancer.Endpoint) bool { return p.registry.Has(addr, ep) })
+	p.health.sync()
 	if old == nil {
 		return nil
 	}

@@ -487,5 +487,6 @@ func clonePtr[T any](p *T) *T {
 func cloneBackend(b *snapshot.Backend) *snapshot.Backend {
 	c := *b
 	c.Endpoints = append([]string(nil), b.Endpoints...)
+	c.HealthCheck = clonePtr(b.HealthCheck)
 	return &c
 }

@@ -117,6 +117,8 @@ type Backend struct {
 	// ready ones, or, when none is ready, the serving-but-terminating ones.
 	// Empty means the route exists but has nowhere to go: gatewaypod answers 503.
 	Endpoints []string `json:"endpoints,omitempty"`
+	// HealthCheck, when set, actively probes every endpoint (see HealthCheck).
+	HealthCheck *HealthCheck `json:"healthCheck,omitempty"`
 }
 
 // Canary is an alternative backend for a route. Per request, the route's

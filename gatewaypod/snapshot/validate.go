@@ -303,6 +303,7 @@ func validateBackend(where string, b *Backend) []error {
 			errs = append(errs, fmt.Errorf("%s.endpoints[%d]: port %q out of range", where, k, port))
 		}
 	}
+	errs = append(errs, validateHealthCheck(where, b.HealthCheck)...)
 	return errs
 }
 
