@@ -287,22 +287,29 @@ func run(ctx context.Context, args []string, logOut io.Writer) error {
 			MaxHeaderBytes:    proxySrv.MaxHeaderBytes,
 			ErrorLog:          serverLog,
 		}
-		go func() {
-			if err := source.WatchSecret(bg, source.SecretOptions{
-				Dir:       flags.TLSDirectory(),
-				Namespace: flags.SnapshotNamespace,
-				Name:      flags.TLSSecret,
-				Client:    client,
-				OnData:    certs.SetData,
-				Logger:    log,
-			}); err != nil {
-				serveErr <- fmt.Errorf("TLS Secret source: %w", err)
-			}
-		}()
 		go serve(httpsSrv, httpsLn)
 		log.Info("Serving TLS", "httpsAddress", httpsLn.Addr().String(), "tlsDir", flags.TLSDirectory(), "tlsSecret", flags.TLSSecret,
 			"http2", !flags.DisableHTTP2)
 	}
+	// The instance Secret holds the certificates and the JWT keys: it is
+	// read even without a TLS listener.
+	go func() {
+		if err := source.WatchSecret(bg, source.SecretOptions{
+			Dir:       flags.TLSDirectory(),
+			Namespace: flags.SnapshotNamespace,
+			Name:      flags.TLSSecret,
+			Client:    client,
+			OnData: func(data map[string][]byte) {
+				px.SetSecretData(data)
+				if certs != nil {
+					certs.SetData(data)
+				}
+			},
+			Logger: log,
+		}); err != nil {
+			serveErr <- fmt.Errorf("TLS Secret source: %w", err)
+		}
+	}()
 	var adminSrv *http.Server
 	if adminLn != nil {
 		adminSrv = &http.Server{

@@ -162,6 +162,7 @@ func Docs() []Doc {
 	add(BalancerGroup.Name, BalancerGroup.Annotations)
 	add(UpstreamGroup.Name, UpstreamGroup.Annotations)
 	add(HealthGroup.Name, HealthGroup.Annotations)
+	add(JWTGroup.Name, JWTGroup.Annotations)
 	return out
 }
 
@@ -257,6 +258,7 @@ type Config struct {
 	Balancer Balancer
 	Upstream Upstream
 	Health   Health
+	JWT      JWT
 	// Warnings are problems that do not reject the Ingress (an annotation
 	// ignored, a value adjusted the way ingress-nginx adjusts it), sorted.
 	Warnings []string
@@ -305,6 +307,9 @@ func ParseMap(annotations map[string]string) (Config, error) {
 		return Config{}, err
 	}
 	if c.Health, err = HealthGroup.run(r); err != nil {
+		return Config{}, err
+	}
+	if c.JWT, err = JWTGroup.run(r); err != nil {
 		return Config{}, err
 	}
 	r.warnings = append(r.warnings, unknownWarnings(annotations)...)

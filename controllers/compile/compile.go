@@ -147,8 +147,9 @@ type Output struct {
 	// JSON: compressed above snapshot.CompressThreshold).
 	Encoded []byte
 	// TLSData is the instance Secret's data: for each Certificate in the
-	// snapshot, its chain and key under snapshot.CertificateDataKeys. Nil
-	// when there is no certificate. Never put it in the ConfigMap.
+	// snapshot, its chain and key under snapshot.CertificateDataKeys, and
+	// the JWT keys of routes under snapshot.JWTDataKey. Nil when there is
+	// none. Never put it in the ConfigMap.
 	TLSData map[string][]byte
 	// Classes are the names of the IngressClasses bound to the instance, sorted.
 	Classes []string
@@ -224,6 +225,7 @@ func Compile(in Inputs) Output {
 
 	results := make([]Result, len(ings))
 	var primaries, canaries []*compiled
+	jwtKeys := map[string][]byte{}
 	for i, ing := range ings {
 		res := &results[i]
 		res.Ingress = types.NamespacedName{Namespace: ing.Namespace, Name: ing.Name}
@@ -241,7 +243,11 @@ func Compile(in Inputs) Output {
 			res.Warnings = append(res.Warnings, Warning{ReasonAnnotationWarning, w})
 		}
 		c := &compiled{ing: ing, src: ing.Namespace + "/" + ing.Name, res: res, cfg: cfg}
-		if rej := translate(c, idx); rej != nil {
+		rej := translate(c, idx)
+		if rej == nil {
+			rej = applyJWT(c, in.Secrets, jwtKeys)
+		}
+		if rej != nil {
 			res.Reason, res.Message = rej.reason, rej.message
 			res.Warnings = nil
 			continue
@@ -303,6 +309,8 @@ func Compile(in Inputs) Output {
 			out.Warnings = append(out.Warnings, *w)
 		}
 	}
+
+	out.TLSData = withJWTKeys(out.TLSData, jwtKeys)
 
 	for _, host := range sortedKeys(b.hosts) {
 		vh := b.hosts[host]

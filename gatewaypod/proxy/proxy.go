@@ -142,6 +142,7 @@ type Proxy struct {
 	access       *accessLog // nil: access log off
 	limits       *limiters  // per-route, per-client rate and connection limits
 	health       *health    // active health checks and endpoint metrics
+	jwt          *jwtKeys   // JWT verification keys from the instance Secret
 
 	stopJanitor chan struct{}
 	closeOnce   sync.Once
@@ -222,12 +223,13 @@ func New(opts Options) (*Proxy, error) {
 		ErrorLog:     slog.NewLogLogger(log.Handler(), slog.LevelDebug),
 	}
 	p.health = newHealth(p)
+	p.jwt = newJWTKeys()
 	m.ejected = prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 		Name: MetricEjectedEndpoints,
 		Help: "Endpoints currently out of rotation: ejected by passive health or failing an active health check.",
 	}, func() float64 { return float64(p.registry.Ejected()) })
 	if opts.Registerer != nil {
-		for _, c := range []prometheus.Collector{m.ejected, p.health} {
+		for _, c := range []prometheus.Collector{m.ejected, p.health, p.jwt.rejected} {
 			if err := opts.Registerer.Register(c); err != nil {
 				if access != nil {
 					access.close()
@@ -384,6 +386,11 @@ func (p *Proxy) serve(w http.ResponseWriter, req *http.Request, e *accessEntry) 
 						return p.preflight(w, req, a.cors), t, false
 					}
 				}
+			}
+		}
+		if r.JWT != nil {
+			if code := p.checkJWT(w, req, r.JWT); code != 0 {
+				return code, t, false
 			}
 		}
 		if l := r.Limits; l != nil {

@@ -473,6 +473,7 @@ func cloneRoute(r *snapshot.Route) *snapshot.Route {
 	c.Limits = clonePtr(r.Limits)
 	c.Balancer = clonePtr(r.Balancer)
 	c.Upstream = clonePtr(r.Upstream)
+	c.JWT = clonePtr(r.JWT)
 	return &c
 }
 

@@ -107,6 +107,8 @@ type Route struct {
 	Balancer *Balancer `json:"balancer,omitempty"`
 	// Upstream says how to talk to the backend.
 	Upstream *Upstream `json:"upstream,omitempty"`
+	// JWT, when set, requires a valid JSON Web Token (401 otherwise).
+	JWT *JWT `json:"jwt,omitempty"`
 }
 
 // Backend is a resolved Service port.

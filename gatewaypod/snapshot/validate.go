@@ -135,6 +135,7 @@ func validateRoute(where string, r *Route) []error {
 		errs = append(errs, fmt.Errorf("%s: unknown pathType %q", where, r.PathType))
 	}
 	errs = append(errs, validateBackend(where+".backend", &r.Backend)...)
+	errs = append(errs, validateJWT(where, r.JWT)...)
 	total := 0
 	for k := range r.Canaries {
 		c := &r.Canaries[k]
