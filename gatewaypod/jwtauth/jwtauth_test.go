@@ -34,6 +34,8 @@ import (
 
 	jose "github.com/go-jose/go-jose/v4"
 	"github.com/go-jose/go-jose/v4/jwt"
+
+	"github.com/portico-dev/portico/gatewaypod/jwtauth/jwtauthtest"
 )
 
 // testKeys are one key of each accepted kind, made once.
@@ -73,24 +75,6 @@ func (k testKeys) jwks(t testing.TB) []byte {
 		t.Fatal(err)
 	}
 	return b
-}
-
-// sign makes a compact token signed with key under alg and kid.
-func sign(t testing.TB, alg jose.SignatureAlgorithm, key any, kid string, claims any) string {
-	t.Helper()
-	opts := (&jose.SignerOptions{}).WithType("JWT")
-	if kid != "" {
-		opts = opts.WithHeader("kid", kid)
-	}
-	s, err := jose.NewSigner(jose.SigningKey{Algorithm: alg, Key: key}, opts)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tok, err := jwt.Signed(s).Claims(claims).Serialize()
-	if err != nil {
-		t.Fatal(err)
-	}
-	return tok
 }
 
 // unsigned is an alg "none" token.
@@ -134,22 +118,22 @@ func TestVerify(t *testing.T) {
 		token   string
 		wantErr error // nil: valid
 	}{
-		"RS256":                           {token: sign(t, jose.RS256, k.rsa, "rsa", ok)},
-		"PS256":                           {token: sign(t, jose.PS256, k.rsa, "rsa", ok)},
-		"ES256":                           {token: sign(t, jose.ES256, k.ec, "ec", ok)},
-		"EdDSA":                           {token: sign(t, jose.EdDSA, k.ed, "ed", ok)},
-		"expired":                         {token: sign(t, jose.RS256, k.rsa, "rsa", with("exp", now.Add(-time.Minute).Unix())), wantErr: jwt.ErrExpired},
-		"expired within leeway":           {token: sign(t, jose.RS256, k.rsa, "rsa", with("exp", now.Add(-10*time.Second).Unix()))},
-		"not valid yet":                   {token: sign(t, jose.RS256, k.rsa, "rsa", with("nbf", now.Add(time.Minute).Unix())), wantErr: jwt.ErrNotValidYet},
-		"wrong issuer":                    {token: sign(t, jose.RS256, k.rsa, "rsa", with("iss", "https://evil")), wantErr: jwt.ErrInvalidIssuer},
-		"wrong audience":                  {token: sign(t, jose.RS256, k.rsa, "rsa", with("aud", "other")), wantErr: jwt.ErrInvalidAudience},
-		"unknown kid":                     {token: sign(t, jose.RS256, k.rsa, "nope", ok), wantErr: ErrNoKey},
-		"no kid, several keys":            {token: sign(t, jose.RS256, k.rsa, "", ok), wantErr: ErrNoKey},
-		"signed by another key":           {token: sign(t, jose.RS256, newTestKeys(t).rsa, "rsa", ok), wantErr: ErrSignature},
-		"alg other than the key's":        {token: sign(t, jose.ES384, mustEC384(t), "ec", ok), wantErr: ErrNoKey},
-		"EC token under RSA kid":          {token: sign(t, jose.ES256, k.ec, "rsa", ok), wantErr: ErrSignature},
+		"RS256":                           {token: jwtauthtest.Sign(t, jose.RS256, k.rsa, "rsa", ok)},
+		"PS256":                           {token: jwtauthtest.Sign(t, jose.PS256, k.rsa, "rsa", ok)},
+		"ES256":                           {token: jwtauthtest.Sign(t, jose.ES256, k.ec, "ec", ok)},
+		"EdDSA":                           {token: jwtauthtest.Sign(t, jose.EdDSA, k.ed, "ed", ok)},
+		"expired":                         {token: jwtauthtest.Sign(t, jose.RS256, k.rsa, "rsa", with("exp", now.Add(-time.Minute).Unix())), wantErr: jwt.ErrExpired},
+		"expired within leeway":           {token: jwtauthtest.Sign(t, jose.RS256, k.rsa, "rsa", with("exp", now.Add(-10*time.Second).Unix()))},
+		"not valid yet":                   {token: jwtauthtest.Sign(t, jose.RS256, k.rsa, "rsa", with("nbf", now.Add(time.Minute).Unix())), wantErr: jwt.ErrNotValidYet},
+		"wrong issuer":                    {token: jwtauthtest.Sign(t, jose.RS256, k.rsa, "rsa", with("iss", "https://evil")), wantErr: jwt.ErrInvalidIssuer},
+		"wrong audience":                  {token: jwtauthtest.Sign(t, jose.RS256, k.rsa, "rsa", with("aud", "other")), wantErr: jwt.ErrInvalidAudience},
+		"unknown kid":                     {token: jwtauthtest.Sign(t, jose.RS256, k.rsa, "nope", ok), wantErr: ErrNoKey},
+		"no kid, several keys":            {token: jwtauthtest.Sign(t, jose.RS256, k.rsa, "", ok), wantErr: ErrNoKey},
+		"signed by another key":           {token: jwtauthtest.Sign(t, jose.RS256, newTestKeys(t).rsa, "rsa", ok), wantErr: ErrSignature},
+		"alg other than the key's":        {token: jwtauthtest.Sign(t, jose.ES384, mustEC384(t), "ec", ok), wantErr: ErrNoKey},
+		"EC token under RSA kid":          {token: jwtauthtest.Sign(t, jose.ES256, k.ec, "rsa", ok), wantErr: ErrSignature},
 		"alg none":                        {token: unsigned(ok), wantErr: ErrAlgorithm},
-		"HS256 keyed with the public key": {token: sign(t, jose.HS256, rsaPEM, "rsa", ok), wantErr: ErrAlgorithm},
+		"HS256 keyed with the public key": {token: jwtauthtest.Sign(t, jose.HS256, rsaPEM, "rsa", ok), wantErr: ErrAlgorithm},
 		"garbage":                         {token: "a.b.c", wantErr: ErrMalformed},
 		"empty":                           {token: "", wantErr: ErrMalformed},
 	}
@@ -172,7 +156,7 @@ func TestVerify(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := pemSet.Verify(sign(t, jose.RS256, k.rsa, "", ok), Policy{}, now); err != nil {
+	if _, err := pemSet.Verify(jwtauthtest.Sign(t, jose.RS256, k.rsa, "", ok), Policy{}, now); err != nil {
 		t.Errorf("PEM key, token without kid: %v", err)
 	}
 }

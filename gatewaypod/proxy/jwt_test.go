@@ -33,29 +33,12 @@ import (
 	"time"
 
 	jose "github.com/go-jose/go-jose/v4"
-	"github.com/go-jose/go-jose/v4/jwt"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
+	"github.com/portico-dev/portico/gatewaypod/jwtauth/jwtauthtest"
 	"github.com/portico-dev/portico/gatewaypod/snapshot"
 )
-
-func signJWT(t *testing.T, alg jose.SignatureAlgorithm, key any, kid string, claims map[string]any) string {
-	t.Helper()
-	opts := (&jose.SignerOptions{}).WithType("JWT")
-	if kid != "" {
-		opts = opts.WithHeader("kid", kid)
-	}
-	s, err := jose.NewSigner(jose.SigningKey{Algorithm: alg, Key: key}, opts)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tok, err := jwt.Signed(s).Claims(claims).Serialize()
-	if err != nil {
-		t.Fatal(err)
-	}
-	return tok
-}
 
 // TestJWT: a route with a JWT policy forwards only requests with a valid
 // token, answering 401 with a Bearer challenge otherwise, copies claims
@@ -106,12 +89,12 @@ func TestJWT(t *testing.T) {
 	bearer := func(tok string) map[string]string { return map[string]string{"Authorization": "Bearer " + tok} }
 
 	// Before the instance Secret is read: 503, nothing forwarded.
-	if resp, _ := get(t, front.Client(), front.URL+"/", bearer(signJWT(t, jose.RS256, rsaKey, "r", good))); resp.StatusCode != http.StatusServiceUnavailable {
+	if resp, _ := get(t, front.Client(), front.URL+"/", bearer(jwtauthtest.Sign(t, jose.RS256, rsaKey, "r", good))); resp.StatusCode != http.StatusServiceUnavailable {
 		t.Fatalf("keys not loaded: status %d, want 503", resp.StatusCode)
 	}
 	p.SetSecretData(map[string][]byte{snapshot.JWTDataKey("team/keys"): jwks})
 
-	hs := signJWT(t, jose.HS256, rsaPEM, "r", good) // the public key used as an HMAC secret
+	hs := jwtauthtest.Sign(t, jose.HS256, rsaPEM, "r", good) // the public key used as an HMAC secret
 	enc := base64.RawURLEncoding
 	none := enc.EncodeToString([]byte(`{"alg":"none","typ":"JWT"}`)) + "." + enc.EncodeToString([]byte(`{"iss":"https://idp","aud":"api","sub":"alice"}`)) + "."
 	tests := map[string]struct {
@@ -119,22 +102,22 @@ func TestJWT(t *testing.T) {
 		want      int
 		challenge string // substring of WWW-Authenticate
 	}{
-		"RS256":                 {hdr: bearer(signJWT(t, jose.RS256, rsaKey, "r", good)), want: 200},
-		"ES256":                 {hdr: bearer(signJWT(t, jose.ES256, ecKey, "e", good)), want: 200},
-		"EdDSA":                 {hdr: bearer(signJWT(t, jose.EdDSA, edKey, "d", good)), want: 200},
-		"lower-case scheme":     {hdr: map[string]string{"Authorization": "bearer " + signJWT(t, jose.RS256, rsaKey, "r", good)}, want: 200},
+		"RS256":                 {hdr: bearer(jwtauthtest.Sign(t, jose.RS256, rsaKey, "r", good)), want: 200},
+		"ES256":                 {hdr: bearer(jwtauthtest.Sign(t, jose.ES256, ecKey, "e", good)), want: 200},
+		"EdDSA":                 {hdr: bearer(jwtauthtest.Sign(t, jose.EdDSA, edKey, "d", good)), want: 200},
+		"lower-case scheme":     {hdr: map[string]string{"Authorization": "bearer " + jwtauthtest.Sign(t, jose.RS256, rsaKey, "r", good)}, want: 200},
 		"no token":              {want: 401, challenge: `Bearer realm="portico"`},
 		"basic scheme":          {hdr: map[string]string{"Authorization": "Basic YTpi"}, want: 401, challenge: `Bearer realm="portico"`},
-		"expired":               {hdr: bearer(signJWT(t, jose.RS256, rsaKey, "r", with("exp", now.Add(-time.Hour).Unix()))), want: 401, challenge: `error="invalid_token"`},
-		"not yet valid":         {hdr: bearer(signJWT(t, jose.RS256, rsaKey, "r", with("nbf", now.Add(time.Hour).Unix()))), want: 401, challenge: "invalid_token"},
-		"wrong audience":        {hdr: bearer(signJWT(t, jose.RS256, rsaKey, "r", with("aud", "other"))), want: 401, challenge: "invalid_token"},
-		"wrong issuer":          {hdr: bearer(signJWT(t, jose.RS256, rsaKey, "r", with("iss", "https://evil"))), want: 401, challenge: "invalid_token"},
-		"unknown signer":        {hdr: bearer(signJWT(t, jose.ES256, otherEC, "e", good)), want: 401, challenge: "invalid_token"},
-		"wrong alg for the key": {hdr: bearer(signJWT(t, jose.ES256, ecKey, "r", good)), want: 401, challenge: "invalid_token"},
+		"expired":               {hdr: bearer(jwtauthtest.Sign(t, jose.RS256, rsaKey, "r", with("exp", now.Add(-time.Hour).Unix()))), want: 401, challenge: `error="invalid_token"`},
+		"not yet valid":         {hdr: bearer(jwtauthtest.Sign(t, jose.RS256, rsaKey, "r", with("nbf", now.Add(time.Hour).Unix()))), want: 401, challenge: "invalid_token"},
+		"wrong audience":        {hdr: bearer(jwtauthtest.Sign(t, jose.RS256, rsaKey, "r", with("aud", "other"))), want: 401, challenge: "invalid_token"},
+		"wrong issuer":          {hdr: bearer(jwtauthtest.Sign(t, jose.RS256, rsaKey, "r", with("iss", "https://evil"))), want: 401, challenge: "invalid_token"},
+		"unknown signer":        {hdr: bearer(jwtauthtest.Sign(t, jose.ES256, otherEC, "e", good)), want: 401, challenge: "invalid_token"},
+		"wrong alg for the key": {hdr: bearer(jwtauthtest.Sign(t, jose.ES256, ecKey, "r", good)), want: 401, challenge: "invalid_token"},
 		"HS256 with public key": {hdr: bearer(hs), want: 401, challenge: "not accepted"},
 		"alg none":              {hdr: bearer(none), want: 401, challenge: "not accepted"},
-		"custom header":         {hdr: map[string]string{"Host": "custom.test", "X-Token": signJWT(t, jose.RS256, rsaKey, "r", good)}, want: 200},
-		"custom header ignores Authorization": {hdr: map[string]string{"Host": "custom.test", "Authorization": "Bearer " + signJWT(t, jose.RS256, rsaKey, "r", good)},
+		"custom header":         {hdr: map[string]string{"Host": "custom.test", "X-Token": jwtauthtest.Sign(t, jose.RS256, rsaKey, "r", good)}, want: 200},
+		"custom header ignores Authorization": {hdr: map[string]string{"Host": "custom.test", "Authorization": "Bearer " + jwtauthtest.Sign(t, jose.RS256, rsaKey, "r", good)},
 			want: 401},
 	}
 	for name, tc := range tests {
@@ -156,7 +139,7 @@ func TestJWT(t *testing.T) {
 
 	// Claim headers replace what the client sent; a claim the token lacks
 	// leaves its header absent.
-	hdr := bearer(signJWT(t, jose.RS256, rsaKey, "r", good))
+	hdr := bearer(jwtauthtest.Sign(t, jose.RS256, rsaKey, "r", good))
 	hdr["X-User"], hdr["X-Email"] = "mallory", "spoof@x"
 	resp, _ := get(t, front.Client(), front.URL+"/", hdr)
 	if u, g, e := resp.Header.Get("X-Saw-User"), resp.Header.Get("X-Saw-Groups"), resp.Header.Get("X-Saw-Email"); u != "alice" || g != "a,b" || e != "" {
@@ -169,7 +152,7 @@ func TestJWT(t *testing.T) {
 	rotated := snap
 	rotated.Hosts[0].Routes[0].JWT = &snapshot.JWT{Secret: "team/keys", Hash: "0123456789abcdef", Audiences: []string{"api"}}
 	p.Swap(compile(t, rotated))
-	if resp, _ := get(t, front.Client(), front.URL+"/", bearer(signJWT(t, jose.RS256, rsaKey, "r", good))); resp.StatusCode != 200 {
+	if resp, _ := get(t, front.Client(), front.URL+"/", bearer(jwtauthtest.Sign(t, jose.RS256, rsaKey, "r", good))); resp.StatusCode != 200 {
 		t.Errorf("pin and data crossing: status %d, want 200 with the previous keys", resp.StatusCode)
 	}
 	if v := testutil.ToFloat64(p.jwt.rejected.WithLabelValues(JWTMissing)); v != 3 {
