@@ -281,4 +281,5 @@ var _ = Describe("A GatewayConfig serving an Ingress", Ordered, func() {
 	Context("TLS from the Ingress's Secret", tlsSpecs)
 	Context("a snapshot ConfigMap corrupted by hand", corruptSnapshotSpecs)
 	Context("an east-west instance beside the north-south one", eastWestSpecs)
+	Context("JWT validation and active health checks", jwtHealthSpecs)
 })

@@ -18,15 +18,19 @@ limitations under the License.
 package jwtauthtest
 
 import (
-	"testing"
-
 	jose "github.com/go-jose/go-jose/v4"
 	"github.com/go-jose/go-jose/v4/jwt"
 )
 
+// TB is the part of testing.TB that Sign uses; GinkgoT() has it too.
+type TB interface {
+	Helper()
+	Fatal(args ...any)
+}
+
 // Sign returns a compact token of claims signed with key under alg, with
 // the key id kid in its header unless kid is "".
-func Sign(t testing.TB, alg jose.SignatureAlgorithm, key any, kid string, claims any) string {
+func Sign(t TB, alg jose.SignatureAlgorithm, key any, kid string, claims any) string {
 	t.Helper()
 	opts := (&jose.SignerOptions{}).WithType("JWT")
 	if kid != "" {
