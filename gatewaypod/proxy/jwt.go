@@ -92,8 +92,7 @@ func (p *Proxy) keySet(j *snapshot.JWT) (*jwtauth.KeySet, error) {
 	} else {
 		s, perr := jwtauth.ParseKeys(b)
 		if perr == nil {
-			p.jwt.byHash.Store(id, s)
-			p.jwt.lastGood.Store(j.Secret, s)
+			p.jwt.loaded(j.Secret, id, s)
 			return s, nil
 		}
 		err = perr
@@ -106,6 +105,23 @@ func (p *Proxy) keySet(j *snapshot.JWT) (*jwtauth.KeySet, error) {
 		return prev.(*jwtauth.KeySet), nil
 	}
 	return nil, err
+}
+
+// loaded records s as the keys of secret at id, forgetting the key sets
+// and warnings of the Secret's older contents: the instance Secret holds
+// one content per Secret at a time, so the caches stay one entry per Secret.
+func (k *jwtKeys) loaded(secret, id string, s *jwtauth.KeySet) {
+	prefix := secret + "\x00"
+	for _, m := range []*sync.Map{&k.byHash, &k.warned} {
+		m.Range(func(key, _ any) bool {
+			if ks := key.(string); ks != id && strings.HasPrefix(ks, prefix) {
+				m.Delete(key)
+			}
+			return true
+		})
+	}
+	k.byHash.Store(id, s)
+	k.lastGood.Store(secret, s)
 }
 
 // checkJWT enforces j on req: it returns 0 and sets the claim headers when
