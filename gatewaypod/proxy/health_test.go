@@ -26,7 +26,6 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	"github.com/portico-dev/portico/gatewaypod/snapshot"
 )
@@ -92,7 +91,11 @@ func TestActiveHealthCheck(t *testing.T) {
 		t.Fatalf("healthy endpoints: %v, want 5 each", got)
 	}
 	healthy := func(ep string) float64 {
-		return testutil.ToFloat64(collectorFor(t, reg, MetricEndpointHealthy, `backend="svc"`, `endpoint="`+ep+`"`))
+		v, ok := series(t, reg, MetricEndpointHealthy, `backend="svc"`, `endpoint="`+ep+`"`)
+		if !ok {
+			t.Fatalf("no %s series for %s", MetricEndpointHealthy, ep)
+		}
+		return v
 	}
 
 	badB.Store(true)
@@ -121,15 +124,24 @@ func TestActiveHealthCheck(t *testing.T) {
 	if got := spread(10); got["a"] != 5 || got["b"] != 5 {
 		t.Errorf("recovered: %v, want 5 each", got)
 	}
-	ej := collectorFor(t, reg, MetricEndpointEjections, `backend="svc"`, `endpoint="`+b+`"`, `reason="active"`)
-	if v := testutil.ToFloat64(ej); v != 1 {
+	if v, _ := series(t, reg, MetricEndpointEjections, `backend="svc"`, `endpoint="`+b+`"`, `reason="active"`); v != 1 {
 		t.Errorf("%s{b,active} = %v, want 1", MetricEndpointEjections, v)
+	}
+	// Series follow the snapshot: b's go away with it, and its checker.
+	p.Swap(compile(t, oneRoute("svc", a)))
+	for _, name := range []string{MetricEndpointHealthy, MetricEndpointEjections} {
+		if _, ok := series(t, reg, name, `endpoint="`+b+`"`); ok {
+			t.Errorf("%s still has a series for %s, which left the snapshot", name, b)
+		}
+	}
+	if n := p.health.checks.Len(); n != 0 {
+		t.Errorf("%d checkers after a snapshot without checks, want 0", n)
 	}
 }
 
-// collectorFor gathers reg and returns a collector of the one series of
-// name whose labels contain all of want.
-func collectorFor(t *testing.T, reg *prometheus.Registry, name string, want ...string) prometheus.Collector {
+// series gathers reg and returns the value of the first series of name
+// whose labels contain all of want, and whether there is one.
+func series(t *testing.T, reg *prometheus.Registry, name string, want ...string) (float64, bool) {
 	t.Helper()
 	mfs, err := reg.Gather()
 	if err != nil {
@@ -150,15 +162,11 @@ func collectorFor(t *testing.T, reg *prometheus.Registry, name string, want ...s
 				ok = ok && strings.Contains(s, w)
 			}
 			if ok {
-				v := m.GetGauge().GetValue() + m.GetCounter().GetValue()
-				g := prometheus.NewGauge(prometheus.GaugeOpts{Name: "x"})
-				g.Set(v)
-				return g
+				return m.GetGauge().GetValue() + m.GetCounter().GetValue(), true
 			}
 		}
 	}
-	t.Fatalf("no series %s{%s}", name, strings.Join(want, ","))
-	return nil
+	return 0, false
 }
 
 // TestHealthCheckersFollowSwaps: 100 swaps through snapshots with
