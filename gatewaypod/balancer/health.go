@@ -19,6 +19,7 @@ package balancer
 import (
 	"context"
 	"io"
+	"math/rand/v2"
 	"net"
 	"net/http"
 	"strconv"
@@ -177,8 +178,18 @@ func (ck *checker) run() {
 			return
 		}
 		ck.record(err)
-		t.Reset(max(ck.key.Check.Interval, time.Millisecond))
+		t.Reset(jitter(ck.key.Check.Interval))
 	}
+}
+
+// jitter spreads probes over ±10 % of the interval, so checkers started by
+// one swap do not probe in lockstep forever.
+func jitter(d time.Duration) time.Duration {
+	d = max(d, time.Millisecond)
+	if spread := d / 5; spread > 0 {
+		return d - d/10 + rand.N(spread)
+	}
+	return d
 }
 
 // halt stops the goroutine, waits for it, and lifts our mark.
