@@ -6,6 +6,7 @@ toolchain go1.26.8
 
 require (
 	github.com/blang/semver/v4 v4.0.0
+	github.com/go-jose/go-jose/v4 v4.1.8
 	github.com/google/go-cmp v0.7.0
 	github.com/onsi/ginkgo/v2 v2.34.0
 	github.com/onsi/gomega v1.44.0

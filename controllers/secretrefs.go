@@ -16,6 +16,7 @@ import (
 var secretAnnotations = []string{
 	"proxy-ssl-secret", // CA and client certificate for TLS to the upstream
 	"auth-tls-secret",  // CA that verifies client certificates
+	"jwt-secret",       // keys that verify JSON Web Tokens (portico.dev/ only)
 }
 
 // ingressSecretRefs lists the Secrets an Ingress refers to: spec.tls and

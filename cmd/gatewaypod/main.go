@@ -49,6 +49,7 @@ import (
 	"k8s.io/client-go/tools/clientcmd"
 	"k8s.io/klog/v2"
 
+	"github.com/portico-dev/portico/gatewaypod/balancer"
 	"github.com/portico-dev/portico/gatewaypod/podflags"
 	"github.com/portico-dev/portico/gatewaypod/podstatus"
 	"github.com/portico-dev/portico/gatewaypod/proxy"
@@ -79,6 +80,21 @@ func orDefault[T comparable](v, def T) T {
 		return def
 	}
 	return v
+}
+
+// passiveHealth is the proxy's passive health from the flags: the
+// defaults for zero values, nothing (off) for negative max failures.
+func passiveHealth(f podflags.Flags) *balancer.PassiveHealth {
+	h := balancer.DefaultPassiveHealth
+	switch {
+	case f.PassiveMaxFailures < 0:
+		return &balancer.PassiveHealth{}
+	case f.PassiveMaxFailures > 0:
+		h.MaxFailures = f.PassiveMaxFailures
+	}
+	h.BaseEjection = orDefault(f.PassiveEjection, h.BaseEjection)
+	h.MaxEjection = f.PassiveMaxEjection
+	return &h
 }
 
 func main() {
@@ -136,6 +152,7 @@ func run(ctx context.Context, args []string, logOut io.Writer) error {
 		SendTimeout:    flags.UpstreamSendTimeout,
 		Retries:        flags.UpstreamRetries,
 		MaxBodyBytes:   flags.MaxBodyBytes,
+		PassiveHealth:  passiveHealth(flags),
 		AccessLog: proxy.AccessLogOptions{
 			SampleRate: flags.AccessLogRate(),
 			Fields:     accessFields,
@@ -307,6 +324,25 @@ func run(ctx context.Context, args []string, logOut io.Writer) error {
 		log.Info("Serving TLS", "httpsAddress", httpsLn.Addr().String(), "tlsDir", flags.TLSDirectory(), "tlsSecret", flags.TLSSecret,
 			"http2", !flags.DisableHTTP2)
 	}
+	// The instance Secret holds the certificates and the JWT keys: it is
+	// read even without a TLS listener.
+	go func() {
+		if err := source.WatchSecret(bg, source.SecretOptions{
+			Dir:       flags.TLSDirectory(),
+			Namespace: flags.SnapshotNamespace,
+			Name:      flags.TLSSecret,
+			Client:    client,
+			OnData: func(data map[string][]byte) {
+				px.SetSecretData(data)
+				if certs != nil {
+					certs.SetData(data)
+				}
+			},
+			Logger: log,
+		}); err != nil {
+			serveErr <- fmt.Errorf("TLS Secret source: %w", err)
+		}
+	}()
 	var adminSrv *http.Server
 	if adminLn != nil {
 		adminSrv = &http.Server{

@@ -164,6 +164,8 @@ func Docs() []Doc {
 	add(ProxySSLGroup.Name, ProxySSLGroup.Annotations)
 	add(ClientAuthGroup.Name, ClientAuthGroup.Annotations)
 	add(CustomErrorsGroup.Name, CustomErrorsGroup.Annotations)
+	add(HealthGroup.Name, HealthGroup.Annotations)
+	add(JWTGroup.Name, JWTGroup.Annotations)
 	return out
 }
 
@@ -263,6 +265,8 @@ type Config struct {
 	ClientAuth ClientAuth
 	// CustomErrors is custom-http-errors and default-backend.
 	CustomErrors CustomErrors
+	Health       Health
+	JWT          JWT
 	// Warnings are problems that do not reject the Ingress (an annotation
 	// ignored, a value adjusted the way ingress-nginx adjusts it), sorted.
 	Warnings []string
@@ -317,6 +321,12 @@ func ParseMap(annotations map[string]string) (Config, error) {
 		return Config{}, err
 	}
 	if c.CustomErrors, err = CustomErrorsGroup.run(r); err != nil {
+		return Config{}, err
+	}
+	if c.Health, err = HealthGroup.run(r); err != nil {
+		return Config{}, err
+	}
+	if c.JWT, err = JWTGroup.run(r); err != nil {
 		return Config{}, err
 	}
 	r.warnings = append(r.warnings, unknownWarnings(annotations)...)

@@ -6,8 +6,6 @@ import (
 	"slices"
 	"strings"
 
-	"k8s.io/apimachinery/pkg/util/validation"
-
 	"github.com/portico-dev/portico/gatewaypod/snapshot"
 )
 
@@ -82,24 +80,6 @@ var ProxySSLGroup = &Group[ProxySSL]{
 		return p, nil
 	},
 }
-
-// splitSecretRef splits "namespace/name" or "name" (namespace "").
-func splitSecretRef(v string) (ns, name string, err error) {
-	v = strings.TrimSpace(v)
-	name = v
-	if i := strings.IndexByte(v, '/'); i >= 0 {
-		ns, name = v[:i], v[i+1:]
-		if msgs := validation.IsDNS1123Label(ns); len(msgs) > 0 {
-			return "", "", fmt.Errorf("namespace %q: %s", ns, strings.Join(msgs, "; "))
-		}
-	}
-	if msgs := validation.IsDNS1123Subdomain(name); len(msgs) > 0 {
-		return "", "", fmt.Errorf("name %q: %s", name, strings.Join(msgs, "; "))
-	}
-	return ns, name, nil
-}
-
-func vSecretRef(v string) error { _, _, err := splitSecretRef(v); return err }
 
 func onOff(v string) bool {
 	v = strings.ToLower(strings.TrimSpace(v))

@@ -156,8 +156,8 @@ type Output struct {
 	// for each upstream TLS Secret (proxy-ssl-secret) its CA under
 	// snapshot.CADataKey and client certificate under CertificateDataKeys;
 	// for each client CA (auth-tls-secret) its bundle under
-	// snapshot.CADataKey. Nil when there is no key material. Never put it
-	// in the ConfigMap.
+	// snapshot.CADataKey; the JWT keys of routes under snapshot.JWTDataKey.
+	// Nil when there is no key material. Never put it in the ConfigMap.
 	TLSData map[string][]byte
 	// Classes are the names of the IngressClasses bound to the instance, sorted.
 	Classes []string
@@ -237,6 +237,7 @@ func Compile(in Inputs) Output {
 	results := make([]Result, len(ings))
 	secrets := secretIndex(in.Secrets)
 	var primaries, canaries []*compiled
+	jwtKeys := map[string][]byte{}
 	for i, ing := range ings {
 		res := &results[i]
 		res.Ingress = types.NamespacedName{Namespace: ing.Namespace, Name: ing.Name}
@@ -266,6 +267,9 @@ func Compile(in Inputs) Output {
 		rej := translate(c, idx)
 		if rej == nil {
 			rej = resolveClientAuth(c, in.Secrets)
+		}
+		if rej == nil {
+			rej = applyJWT(c, in.Secrets, jwtKeys)
 		}
 		if rej != nil {
 			res.Reason, res.Message = rej.reason, rej.message
@@ -333,6 +337,8 @@ func Compile(in Inputs) Output {
 		}
 	}
 	out.TLSData = withUpstreamTLSData(out.TLSData, primaries)
+
+	out.TLSData = withJWTKeys(out.TLSData, jwtKeys)
 
 	for _, host := range sortedKeys(b.hosts) {
 		vh := b.hosts[host]
@@ -648,6 +654,7 @@ func translate(c *compiled, idx *index) *rejection {
 			if rej != nil {
 				return rej
 			}
+			b.HealthCheck = pol.health
 			r := snapshot.Route{Path: path, PathType: pt, Backend: *b, Redirect: redirect,
 				CORS: pol.cors, Access: pol.access, Limits: pol.limits, Balancer: pol.balancer, Upstream: pol.upstream}
 			if pol.rewrite != nil && pol.rewrite.Target != path {
@@ -661,6 +668,7 @@ func translate(c *compiled, idx *index) *rejection {
 		if rej != nil {
 			return rej
 		}
+		b.HealthCheck = pol.health
 		c.def = b
 	}
 	if len(ing.Spec.Rules) == 0 && ing.Spec.DefaultBackend == nil {
@@ -684,13 +692,14 @@ type policy struct {
 	limits   *snapshot.Limits
 	balancer *snapshot.Balancer
 	upstream *snapshot.Upstream
+	health   *snapshot.HealthCheck // of the Ingress's backends
 	// redirects per "host has TLS in this Ingress", built on demand.
 	redirects [2]*snapshot.Redirect
 	built     [2]bool
 }
 
 func policies(cfg *annotations.Config) *policy {
-	p := &policy{}
+	p := &policy{health: cfg.Health.Check}
 	if rw := cfg.Rewrite; rw.Target != "" {
 		p.rewrite = &snapshot.Rewrite{Target: rw.Target, ForwardedPrefix: rw.ForwardedPrefix}
 	}

@@ -63,6 +63,10 @@ type Endpoint struct {
 	ejections    atomic.Int32 // consecutive ejections since the last success
 	ejectedUntil atomic.Int64 // unix nanoseconds; 0 = in rotation
 	lastUsed     atomic.Int64 // unix nanoseconds of the last Acquire or Pool build
+
+	unhealthy        atomic.Int32  // active checkers reporting e unhealthy (see Checkers)
+	passiveEjections atomic.Uint64 // ejections by ReportFailure, ever
+	activeEjections  atomic.Uint64 // healthy -> unhealthy transitions of its checkers, ever
 }
 
 // InFlight is the number of requests currently forwarded to e.
@@ -74,20 +78,31 @@ func (e *Endpoint) Acquire() { e.inflight.Add(1) }
 // Release ends a request counted by Acquire.
 func (e *Endpoint) Release() { e.inflight.Add(-1) }
 
-// Available reports whether e is in rotation (not ejected) at now.
+// Available reports whether e is in rotation at now: not ejected by
+// passive health and not failing an active health check.
 func (e *Endpoint) Available(now time.Time) bool {
 	u := e.ejectedUntil.Load()
-	return u == 0 || now.UnixNano() >= u
+	return (u == 0 || now.UnixNano() >= u) && e.unhealthy.Load() == 0
 }
 
 // available is Available without reading the clock unless e was ejected.
 func (e *Endpoint) available() bool {
 	u := e.ejectedUntil.Load()
-	return u == 0 || time.Now().UnixNano() >= u
+	return (u == 0 || time.Now().UnixNano() >= u) && e.unhealthy.Load() == 0
 }
 
-// Ejected reports whether e is out of rotation right now.
+// Ejected reports whether e is out of rotation right now (passive
+// ejection or a failing active check).
 func (e *Endpoint) Ejected() bool { return !e.available() }
+
+// Unhealthy reports whether an active health check holds e out of rotation.
+func (e *Endpoint) Unhealthy() bool { return e.unhealthy.Load() > 0 }
+
+// Ejections returns how many times e was taken out of rotation by passive
+// health and by active checks since its state was created.
+func (e *Endpoint) Ejections() (passive, active uint64) {
+	return e.passiveEjections.Load(), e.activeEjections.Load()
+}
 
 // ReportSuccess records a good response: the failure streak ends and an
 // ejected endpoint that answered (after its backoff) is back for good.
@@ -126,6 +141,7 @@ func (e *Endpoint) ReportFailure(now time.Time) bool {
 	}
 	d = min(d, maxD)
 	e.ejectedUntil.Store(now.Add(d).UnixNano())
+	e.passiveEjections.Add(1)
 	return true
 }
 
@@ -159,6 +175,14 @@ func (r *Registry) endpointLocked(addr string, now int64) *Endpoint {
 	}
 	e.lastUsed.Store(now)
 	return e
+}
+
+// Lookup returns the state of addr, or nil when it has none; unlike
+// Endpoint it neither creates state nor counts as a use.
+func (r *Registry) Lookup(addr string) *Endpoint {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.endpoints[addr]
 }
 
 // Len is the number of endpoints with state.

@@ -113,6 +113,16 @@ type Flags struct {
 	// DisableHTTP2 stops the TLS listener offering h2 by ALPN (--http2=false);
 	// clients then speak HTTP/1.1.
 	DisableHTTP2 bool
+
+	// PassiveMaxFailures is how many consecutive connect errors or 5xx
+	// answers eject an endpoint: 0 means the default (5), negative turns
+	// passive health off.
+	PassiveMaxFailures int
+	// PassiveEjection is how long the first ejection lasts, doubling on
+	// each further one without a success in between (0: 10s).
+	PassiveEjection time.Duration
+	// PassiveMaxEjection caps the ejection time (0: 10 × PassiveEjection).
+	PassiveMaxEjection time.Duration
 }
 
 // Values of --access-log.
@@ -243,6 +253,9 @@ func (f Flags) Args() []string {
 	add("access-log-sample-rate", f.AccessLogSampleRate != 0, strconv.FormatFloat(f.AccessLogSampleRate, 'g', -1, 64))
 	add("access-log-fields", f.AccessLogFields != "", f.AccessLogFields)
 	add("http2", f.DisableHTTP2, "false")
+	add("passive-health-max-failures", f.PassiveMaxFailures != 0, strconv.Itoa(f.PassiveMaxFailures))
+	add("passive-health-ejection", f.PassiveEjection != 0, f.PassiveEjection.String())
+	add("passive-health-max-ejection", f.PassiveMaxEjection != 0, f.PassiveMaxEjection.String())
 	return args
 }
 
@@ -275,6 +288,9 @@ func Parse(args []string) (Flags, error) {
 	fs.Float64Var(&f.AccessLogSampleRate, "access-log-sample-rate", 0, "share of requests logged by --access-log=sampled, in (0,1] (0: 0.01)")
 	fs.StringVar(&f.AccessLogFields, "access-log-fields", "", "comma-separated access log fields from "+
 		strings.Join(AccessLogFieldNames, ",")+" (empty: "+strings.Join(DefaultAccessLogFields, ",")+")")
+	fs.IntVar(&f.PassiveMaxFailures, "passive-health-max-failures", 0, "consecutive connect errors or 5xx that eject an endpoint (0: 5, <0: off)")
+	fs.DurationVar(&f.PassiveEjection, "passive-health-ejection", 0, "first ejection time, doubled on each further one (0: 10s)")
+	fs.DurationVar(&f.PassiveMaxEjection, "passive-health-max-ejection", 0, "longest ejection time (0: 10 × --passive-health-ejection)")
 	http2 := true
 	fs.BoolVar(&http2, "http2", true, "offer HTTP/2 by ALPN on --https-address")
 	if err := fs.Parse(args); err != nil {
@@ -297,7 +313,8 @@ func Parse(args []string) (Flags, error) {
 	for name, d := range map[string]time.Duration{
 		"upstream-connect-timeout": f.UpstreamConnectTimeout, "upstream-read-timeout": f.UpstreamReadTimeout,
 		"upstream-send-timeout": f.UpstreamSendTimeout, "client-header-timeout": f.ClientHeaderTimeout,
-		"client-idle-timeout": f.ClientIdleTimeout,
+		"client-idle-timeout": f.ClientIdleTimeout, "passive-health-ejection": f.PassiveEjection,
+		"passive-health-max-ejection": f.PassiveMaxEjection,
 	} {
 		if d < 0 {
 			errs = append(errs, fmt.Errorf("--%s must not be negative", name))

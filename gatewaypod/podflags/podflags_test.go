@@ -28,7 +28,8 @@ func TestArgsRoundTripTuning(t *testing.T) {
 		ClientIdleTimeout: 5 * time.Second, MaxHeaderBytes: 8192, MaxBodyBytes: 1 << 20,
 		AdminAddress: "127.0.0.1:9", EnablePprof: true,
 		HTTPSAddress: ":3", TLSDir: "/tls", SnapshotPartsDir: "/parts", TLSSecret: "gw-tls", SnapshotNamespace: "ns",
-		AccessLog: AccessLogSampled, AccessLogSampleRate: 0.125, AccessLogFields: "time,status,query", DisableHTTP2: true}
+		AccessLog: AccessLogSampled, AccessLogSampleRate: 0.125, AccessLogFields: "time,status,query", DisableHTTP2: true,
+		PassiveMaxFailures: -1, PassiveEjection: 3 * time.Second, PassiveMaxEjection: time.Minute}
 	got, err := Parse(want.Args())
 	if err != nil {
 		t.Fatal(err)

@@ -34,7 +34,7 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials/insecure"
-	"google.golang.org/grpc/health"
+	grpchealth "google.golang.org/grpc/health"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	"google.golang.org/grpc/status"
 
@@ -271,7 +271,7 @@ func TestGRPCHealthThroughProxy(t *testing.T) {
 		t.Fatal(err)
 	}
 	srv := grpc.NewServer()
-	hs := health.NewServer()
+	hs := grpchealth.NewServer()
 	hs.SetServingStatus("echo", healthpb.HealthCheckResponse_SERVING)
 	healthpb.RegisterHealthServer(srv, hs)
 	go func() { _ = srv.Serve(ln) }()

@@ -150,6 +150,8 @@ type Proxy struct {
 	requestIDs   *requestIDs
 	access       *accessLog // nil: access log off
 	limits       *limiters  // per-route, per-client rate and connection limits
+	health       *health    // active health checks and endpoint metrics
+	jwt          *jwtKeys   // JWT verification keys from the instance Secret
 
 	stopJanitor chan struct{}
 	closeOnce   sync.Once
@@ -236,20 +238,20 @@ func New(opts Options) (*Proxy, error) {
 		ErrorLog:     slog.NewLogLogger(log.Handler(), slog.LevelDebug),
 	}
 	p.http2 = p.newHTTP2Proxy(routeTransport{def: transport})
+	p.health = newHealth(p)
+	p.jwt = newJWTKeys()
 	m.ejected = prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 		Name: MetricEjectedEndpoints,
-		Help: "Endpoints currently out of rotation after consecutive failures (passive health).",
+		Help: "Endpoints currently out of rotation: ejected by passive health or failing an active health check.",
 	}, func() float64 { return float64(p.registry.Ejected()) })
 	if opts.Registerer != nil {
-		err := opts.Registerer.Register(m.ejected)
-		if err == nil {
-			err = opts.Registerer.Register(p.upstreams.errs)
-		}
-		if err != nil {
-			if access != nil {
-				access.close()
+		for _, c := range []prometheus.Collector{m.ejected, p.health, p.jwt.rejected, p.upstreams.errs} {
+			if err := opts.Registerer.Register(c); err != nil {
+				if access != nil {
+					access.close()
+				}
+				return nil, err
 			}
-			return nil, err
 		}
 	}
 	go p.janitor()
@@ -262,6 +264,7 @@ func New(opts Options) (*Proxy, error) {
 func (p *Proxy) Close() {
 	p.closeOnce.Do(func() {
 		close(p.stopJanitor)
+		p.health.close()
 		p.pools.closeIdle()
 		p.upstreams.closeIdle()
 		if p.access != nil {
@@ -316,6 +319,7 @@ func (p *Proxy) Swap(rt *router.Router) *router.Router {
 	p.registry.Sweep(endpointStateTTL, rt.BackendNames())
 	p.pools.sweep(func(addr string, ep *balancer.Endpoint) bool { return p.registry.Has(addr, ep) })
 	p.upstreams.sweep(rt.BackendNames())
+	p.health.sync()
 	if old == nil {
 		return nil
 	}
@@ -416,6 +420,11 @@ func (p *Proxy) serve(w http.ResponseWriter, req *http.Request, e *accessEntry) 
 						return p.preflight(w, req, a.cors), t, false
 					}
 				}
+			}
+		}
+		if r.JWT != nil {
+			if code := p.checkJWT(w, req, r.JWT); code != 0 {
+				return code, t, false
 			}
 		}
 		if l := r.Limits; l != nil {

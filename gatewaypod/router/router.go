@@ -483,6 +483,7 @@ func cloneRoute(r *snapshot.Route) *snapshot.Route {
 			c.CustomErrors.Backend = cloneBackend(ce.Backend)
 		}
 	}
+	c.JWT = clonePtr(r.JWT)
 	return &c
 }
 
@@ -497,5 +498,6 @@ func clonePtr[T any](p *T) *T {
 func cloneBackend(b *snapshot.Backend) *snapshot.Backend {
 	c := *b
 	c.Endpoints = append([]string(nil), b.Endpoints...)
+	c.HealthCheck = clonePtr(b.HealthCheck)
 	return &c
 }

@@ -112,6 +112,8 @@ type Route struct {
 	Upstream *Upstream `json:"upstream,omitempty"`
 	// CustomErrors replaces chosen upstream error responses (custom-http-errors).
 	CustomErrors *CustomErrors `json:"customErrors,omitempty"`
+	// JWT, when set, requires a valid JSON Web Token (401 otherwise).
+	JWT *JWT `json:"jwt,omitempty"`
 }
 
 // Backend is a resolved Service port.
@@ -122,6 +124,8 @@ type Backend struct {
 	// ready ones, or, when none is ready, the serving-but-terminating ones.
 	// Empty means the route exists but has nowhere to go: gatewaypod answers 503.
 	Endpoints []string `json:"endpoints,omitempty"`
+	// HealthCheck, when set, actively probes every endpoint (see HealthCheck).
+	HealthCheck *HealthCheck `json:"healthCheck,omitempty"`
 }
 
 // Canary is an alternative backend for a route. Per request, the route's

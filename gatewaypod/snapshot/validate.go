@@ -141,6 +141,7 @@ func validateRoute(where string, r *Route) []error {
 	if r.CustomErrors != nil {
 		errs = append(errs, validateCustomErrors(where+".customErrors", r.CustomErrors)...)
 	}
+	errs = append(errs, validateJWT(where, r.JWT)...)
 	total := 0
 	for k := range r.Canaries {
 		c := &r.Canaries[k]
@@ -310,6 +311,7 @@ func validateBackend(where string, b *Backend) []error {
 			errs = append(errs, fmt.Errorf("%s.endpoints[%d]: port %q out of range", where, k, port))
 		}
 	}
+	errs = append(errs, validateHealthCheck(where, b.HealthCheck)...)
 	return errs
 }
 

@@ -16,7 +16,8 @@ limitations under the License.
 
 // Package bench holds Portico's data-plane benchmarks: router lookup
 // scaling here (go test -bench), the peer comparison in peers.sh and the
-// idle-connection memory probe in idleconns/.
+// idle-connection memory probe in idleconns/, and the swap-under-load proof
+// in swapload/.
 package bench
 
 import (

@@ -282,4 +282,5 @@ var _ = Describe("A GatewayConfig serving an Ingress", Ordered, func() {
 	Context("tenancy: other namespaces' Secrets, key material, the pods' RBAC", tenancySpecs)
 	Context("a snapshot ConfigMap corrupted by hand", corruptSnapshotSpecs)
 	Context("an east-west instance beside the north-south one", eastWestSpecs)
+	Context("JWT validation and active health checks", jwtHealthSpecs)
 })

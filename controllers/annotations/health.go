@@ -1,0 +1,86 @@
+package annotations
+
+import (
+	"errors"
+	"strings"
+
+	"github.com/portico-dev/portico/gatewaypod/snapshot"
+)
+
+// Active health check defaults.
+const (
+	defaultHealthInterval  = 5 // seconds
+	defaultHealthTimeout   = 2 // seconds
+	defaultHealthHealthy   = 2
+	defaultHealthUnhealthy = 3
+)
+
+// Health is the active health check group.
+type Health struct {
+	// Check is the check of every backend of the Ingress; nil when off.
+	Check *snapshot.HealthCheck
+}
+
+func vHealthPath(v string) error {
+	v = strings.TrimSpace(v)
+	if !strings.HasPrefix(v, "/") || strings.ContainsAny(v, " #") || len(v) > 1024 {
+		return errors.New(`must be a path starting with "/", with an optional query, without spaces or "#"`)
+	}
+	return nil
+}
+
+// HealthGroup reads the portico.dev/health-check* annotations. Checks are
+// on when health-check or health-check-path is set; the other annotations
+// tune them.
+var HealthGroup = &Group[Health]{
+	Name: "health",
+	Annotations: []Annotation{
+		{Name: "health-check", Validator: vEnum("http", "tcp"), Scope: ScopeIngress, Risk: RiskLow, PorticoOnly: true,
+			Doc: "Actively checks every endpoint of the Ingress's backends: http (GET health-check-path, 2xx or 3xx passes) or tcp (a connect passes). An endpoint failing its check gets no traffic unless every endpoint of the backend fails (then all get traffic)."},
+		{Name: "health-check-path", Validator: vHealthPath, Scope: ScopeIngress, Risk: RiskLow, PorticoOnly: true,
+			Doc: `Path (and query) of the HTTP check; setting it turns on http checks. Default "/".`},
+		{Name: "health-check-port", Validator: vInt(1, 65535), Scope: ScopeIngress, Risk: RiskLow, PorticoOnly: true,
+			Doc: "Port probed instead of the endpoint's own port."},
+		{Name: "health-check-interval", Validator: vInt(1, snapshot.MaxHealthCheckIntervalMs/1000), Scope: ScopeIngress, Risk: RiskLow, PorticoOnly: true,
+			Doc: "Seconds between two probes of an endpoint; default 5."},
+		{Name: "health-check-timeout", Validator: vInt(1, 60), Scope: ScopeIngress, Risk: RiskLow, PorticoOnly: true,
+			Doc: "Seconds one probe may take, less than the interval; default 2."},
+		{Name: "health-check-healthy-threshold", Validator: vInt(1, snapshot.MaxHealthCheckThreshold), Scope: ScopeIngress, Risk: RiskLow, PorticoOnly: true,
+			Doc: "Consecutive passing probes that put an endpoint back; default 2."},
+		{Name: "health-check-unhealthy-threshold", Validator: vInt(1, snapshot.MaxHealthCheckThreshold), Scope: ScopeIngress, Risk: RiskLow, PorticoOnly: true,
+			Doc: "Consecutive failing probes that take an endpoint out; default 3."},
+	},
+	parse: func(r *reader) (Health, error) {
+		kind, path := r.str("health-check"), r.str("health-check-path")
+		if kind == "" && path == "" {
+			for _, n := range []string{"health-check-port", "health-check-interval", "health-check-timeout", "health-check-healthy-threshold", "health-check-unhealthy-threshold"} {
+				if r.has(n) {
+					r.warnf("annotation %s has no effect without %shealth-check or %shealth-check-path", r.key(n), PorticoPrefix, PorticoPrefix)
+				}
+			}
+			return Health{}, nil
+		}
+		if kind == "tcp" && path != "" {
+			return Health{}, r.errorf("health-check-path", ReasonInvalidAnnotation, "a path needs health-check: http, not tcp")
+		}
+		if kind != "tcp" && path == "" {
+			path = "/"
+		}
+		hc := &snapshot.HealthCheck{
+			Path:               path,
+			Port:               r.integer("health-check-port", 0),
+			IntervalMs:         r.integer("health-check-interval", defaultHealthInterval) * 1000,
+			TimeoutMs:          r.integer("health-check-timeout", defaultHealthTimeout) * 1000,
+			HealthyThreshold:   r.integer("health-check-healthy-threshold", defaultHealthHealthy),
+			UnhealthyThreshold: r.integer("health-check-unhealthy-threshold", defaultHealthUnhealthy),
+		}
+		if hc.TimeoutMs >= hc.IntervalMs {
+			name := "health-check-timeout"
+			if !r.has(name) {
+				name = "health-check-interval"
+			}
+			return Health{}, r.errorf(name, ReasonInvalidAnnotation, "the timeout (%d s) must be less than the interval (%d s)", hc.TimeoutMs/1000, hc.IntervalMs/1000)
+		}
+		return Health{Check: hc}, nil
+	},
+}
