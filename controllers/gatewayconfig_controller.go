@@ -109,7 +109,14 @@ type GatewayConfigReconciler struct {
 func (r *GatewayConfigReconciler) Reconcile(ctx context.Context, req ctrl.Request) (_ ctrl.Result, retErr error) {
 	logger := log.FromContext(ctx)
 	gc := &gatewayv1alpha1.GatewayConfig{}
-	if err := r.Get(ctx, req.NamespacedName, gc); err != nil {
+	// The status is computed against the stored object, not the cache: a
+	// cached copy that lags our own last status write would make the merge
+	// patch below leave a field (say phase) at a value no reconcile chose.
+	reader := client.Reader(r.Client)
+	if r.APIReader != nil {
+		reader = r.APIReader
+	}
+	if err := reader.Get(ctx, req.NamespacedName, gc); err != nil {
 		if apierrors.IsNotFound(err) {
 			forgetMetrics(req.Name)
 		}
@@ -129,7 +136,9 @@ func (r *GatewayConfigReconciler) Reconcile(ctx context.Context, req ctrl.Reques
 		if equality.Semantic.DeepEqual(before.Status, gc.Status) {
 			return
 		}
-		if err := r.Status().Patch(ctx, gc, client.MergeFrom(before)); err != nil && retErr == nil {
+		// Optimistic lock: a write since our read fails with a conflict and
+		// the request is retried with fresh state, instead of merging.
+		if err := r.Status().Patch(ctx, gc, client.MergeFromWithOptions(before, client.MergeFromWithOptimisticLock{})); err != nil && retErr == nil {
 			retErr = fmt.Errorf("failed to patch status of GatewayConfig %s: %w", gc.Name, err)
 		}
 	}()

@@ -24,6 +24,13 @@ limitations under the License.
 // are skipped, an invalid one is logged with its reason and counted while the
 // current snapshot keeps serving, and a valid new one is handed to the
 // ApplyFunc, which builds the router and swaps it in.
+//
+// A snapshot too large for one ConfigMap is split (see snapshot.Split): the
+// watched head ConfigMap holds a manifest, and the parts are fetched by name
+// (or read from the mounted parts directory at boot) and assembled all or
+// nothing. A head whose parts are missing, stale or unreadable is refused
+// (ReasonPartsIncomplete, once per cause) and retried with backoff until it
+// assembles or a newer head replaces it.
 package source
 
 import (
