@@ -42,7 +42,7 @@ import (
 
 	"github.com/portico-dev/portico/gatewaypod/podflags"
 	"github.com/portico-dev/portico/gatewaypod/snapshot"
-	"github.com/portico-dev/portico/internal/testcert"
+	"github.com/portico-dev/portico/internal/testcerts"
 )
 
 // gatewaypodBin is the binary under attack: GATEWAYPOD_BIN (make test sets
@@ -142,10 +142,8 @@ func (l *lockedBuffer) String() string {
 // keys the instance Secret uses for secret, and returns its pin.
 func tlsFiles(t *testing.T, dir, secret string, names ...string) snapshot.Certificate {
 	t.Helper()
-	crt, key, _, err := testcert.SelfSigned(names...)
-	if err != nil {
-		t.Fatal(err)
-	}
+	c := testcerts.New(t, nil, testcerts.Options{DNSNames: names})
+	crt, key := c.CertPEM, c.KeyPEM
 	ck, kk := snapshot.CertificateDataKeys(secret)
 	for name, b := range map[string][]byte{ck: crt, kk: key} {
 		if err := os.WriteFile(filepath.Join(dir, name), b, 0o600); err != nil {
