@@ -31,6 +31,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -117,7 +118,8 @@ func (ca *testCA) issue(t *testing.T, cn string, client, chain bool, names ...st
 type tlsBackend struct {
 	*httptest.Server
 	requests   atomic.Int32
-	conns      atomic.Int32 // connections accepted
+	conns      atomic.Int32 // connections that served a request
+	seen       sync.Map     // remote addresses of those connections
 	serverName atomic.Value // last SNI seen
 	clientCN   atomic.Value // last client certificate CN seen
 }
@@ -139,6 +141,11 @@ func newTLSBackend(t *testing.T, ca *testCA, chain bool, clientCA *testCA, http2
 	}
 	b.Server = httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		b.requests.Add(1)
+		// Counted here, not in ConnState: a failed handshake of an earlier
+		// case may be accepted late and must not count as a connection.
+		if _, loaded := b.seen.LoadOrStore(r.RemoteAddr, true); !loaded {
+			b.conns.Add(1)
+		}
 		b.serverName.Store(r.TLS.ServerName)
 		if len(r.TLS.PeerCertificates) > 0 {
 			b.clientCN.Store(r.TLS.PeerCertificates[0].Subject.CommonName)
@@ -152,11 +159,6 @@ func newTLSBackend(t *testing.T, ca *testCA, chain bool, clientCA *testCA, http2
 		b.TLS.ClientAuth, b.TLS.ClientCAs = tls.RequireAndVerifyClientCert, pool
 	}
 	b.EnableHTTP2 = http2
-	b.Config.ConnState = func(_ net.Conn, s http.ConnState) {
-		if s == http.StateNew {
-			b.conns.Add(1)
-		}
-	}
 	b.Config.ErrorLog = log.New(io.Discard, "", 0)
 	b.StartTLS()
 	t.Cleanup(b.Close)
