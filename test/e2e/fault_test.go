@@ -36,7 +36,8 @@ import (
 // The fault suite of issue #7: each case runs steady traffic through the
 // gateway pods of the instance "faults" (north-south, two replicas), counts
 // every request, injects one fault and checks what must hold. The cases
-// share the instance, so they run in order; each leaves it healthy.
+// share the instance, so they run in order; each leaves it healthy, so a
+// failure does not stop the others (ContinueOnFailure).
 const (
 	faultInstance = "faults"
 	faultClass    = "portico-faults"
@@ -63,7 +64,7 @@ func recordFault(name, injected string, sent, failed int, outcome string) {
 	GinkgoWriter.Printf("FAULT %s | %s | sent %d | failed %d | %s\n", name, injected, sent, failed, outcome)
 }
 
-var _ = Describe("Faults", Ordered, Label("fault"), func() {
+var _ = Describe("Faults", Ordered, ContinueOnFailure, Label("fault"), func() {
 	BeforeAll(func() {
 		Expect(k8sClient.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: faultNS}})).To(Succeed())
 		Eventually(func() error {
