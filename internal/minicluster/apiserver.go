@@ -38,7 +38,11 @@ func (c *Cluster) StopAPIServer() error {
 		if argv, err = procStrings(pid, "cmdline"); err != nil {
 			return err
 		}
-		p, err := os.FindProcess(pid)
+		own, err := ownPID(pid)
+		if err != nil {
+			return err
+		}
+		p, err := os.FindProcess(own)
 		if err != nil {
 			return err
 		}
@@ -100,13 +104,21 @@ func (c *Cluster) StartAPIServer(ctx context.Context) error {
 type stoppedAPIServer struct{ argv []string }
 
 // childByName returns the pid of the only child process of ours whose
-// command name is name.
+// command name is name. Pids are as /proc shows them: inside
+// EnterPrivateNetwork, /proc is still the outer PID namespace's.
 func childByName(name string) (int, error) {
 	ents, err := os.ReadDir("/proc")
 	if err != nil {
 		return 0, err
 	}
-	self := os.Getpid()
+	link, err := os.Readlink("/proc/self")
+	if err != nil {
+		return 0, err
+	}
+	self, err := strconv.Atoi(link)
+	if err != nil {
+		return 0, err
+	}
 	var found []int
 	for _, e := range ents {
 		pid, err := strconv.Atoi(e.Name())
@@ -134,6 +146,20 @@ func childByName(name string) (int, error) {
 		return 0, fmt.Errorf("minicluster: %d child processes named %s, want 1", len(found), name)
 	}
 	return found[0], nil
+}
+
+// ownPID translates a pid of /proc's namespace into ours (the last NSpid).
+func ownPID(procPID int) (int, error) {
+	b, err := os.ReadFile(filepath.Join("/proc", strconv.Itoa(procPID), "status"))
+	if err != nil {
+		return 0, err
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if f := strings.Fields(line); len(f) >= 2 && f[0] == "NSpid:" {
+			return strconv.Atoi(f[len(f)-1])
+		}
+	}
+	return procPID, nil
 }
 
 // procStrings reads a NUL-separated /proc/<pid>/<file> such as cmdline.
