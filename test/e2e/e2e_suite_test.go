@@ -120,7 +120,7 @@ var _ = BeforeSuite(func() {
 	Expect(err).NotTo(HaveOccurred())
 
 	By("starting the Portico manager in-process")
-	manager = startOperator(false)
+	manager = startOperator(nil)
 
 	// The operator's namespace exists before any spec, whatever their order.
 	Expect(k8sClient.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: operatorNamespace}})).To(Succeed())
@@ -139,7 +139,7 @@ var _ = AfterSuite(func() {
 		pods.Stop()
 	}
 	if manager != nil {
-		manager.stop()
+		Expect(manager.stop()).To(Succeed())
 	}
 	cancel()
 	if cluster != nil {

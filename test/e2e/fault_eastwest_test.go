@@ -25,15 +25,7 @@ const (
 // north-south instance's latency alone (separate processes).
 func faultEastWestSpecs() {
 	It("keeps north-south latency when the east-west instance is saturated", func() {
-		Expect(k8sClient.Create(ctx, &gatewayv1alpha1.GatewayConfig{
-			ObjectMeta: metav1.ObjectMeta{Name: faultEW},
-			Spec:       gatewayv1alpha1.GatewayConfigSpec{TrafficType: gatewayv1alpha1.TrafficEastWest, Replicas: ptr.To(int32(1))},
-		})).To(Succeed())
-		Expect(k8sClient.Create(ctx, &networkingv1.IngressClass{
-			ObjectMeta: metav1.ObjectMeta{Name: faultEWClass},
-			Spec: networkingv1.IngressClassSpec{Controller: gatewayv1alpha1.ControllerName, Parameters: &networkingv1.IngressClassParametersReference{
-				APIGroup: ptr.To(gatewayv1alpha1.GroupVersion.Group), Kind: "GatewayConfig", Name: faultEW}},
-		})).To(Succeed())
+		createInstance(faultEW, faultEWClass, gatewayv1alpha1.TrafficEastWest, 1)
 		ing := &networkingv1.Ingress{
 			ObjectMeta: metav1.ObjectMeta{Namespace: faultNS, Name: "ew"},
 			Spec: networkingv1.IngressSpec{IngressClassName: ptr.To(faultEWClass), Rules: []networkingv1.IngressRule{{

@@ -33,8 +33,8 @@ func faultPodKillSpecs() {
 		res := stopLoad()
 		GinkgoWriter.Printf("pod kill: %s\n", res)
 		Expect(pods.Restarts()).To(Equal(restarts+1), "exactly one process died")
-		Expect(res.Retried).To(BeNumerically(">", 0), "the kill was felt: some first attempts failed")
 		Expect(res.Failed).To(BeZero(), "%s", res)
+		Expect(res.Retried).To(BeNumerically(">", 0), "the kill was felt: some first attempts failed")
 		Eventually(func() int { return getStatus(victim.Status.PodIP, steadyHost, "/") }, 20*time.Second, 200*time.Millisecond).
 			Should(Equal(200), "the restarted pod serves again")
 		recordFault("gateway pod killed", "SIGKILL to 1 of 2 gateway processes mid-load; client retries once on the other pod",

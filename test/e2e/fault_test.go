@@ -76,15 +76,7 @@ var _ = Describe("Faults", Ordered, ContinueOnFailure, Label("fault"), func() {
 		faultService("steady", 9000, "10.244.3.1", "10.244.3.2")
 		faultService("other", 9000, "10.244.3.3")
 
-		Expect(k8sClient.Create(ctx, &gatewayv1alpha1.GatewayConfig{
-			ObjectMeta: metav1.ObjectMeta{Name: faultInstance},
-			Spec:       gatewayv1alpha1.GatewayConfigSpec{TrafficType: gatewayv1alpha1.TrafficNorthSouth, Replicas: ptr.To(int32(2))},
-		})).To(Succeed())
-		Expect(k8sClient.Create(ctx, &networkingv1.IngressClass{
-			ObjectMeta: metav1.ObjectMeta{Name: faultClass},
-			Spec: networkingv1.IngressClassSpec{Controller: gatewayv1alpha1.ControllerName, Parameters: &networkingv1.IngressClassParametersReference{
-				APIGroup: ptr.To(gatewayv1alpha1.GroupVersion.Group), Kind: "GatewayConfig", Name: faultInstance}},
-		})).To(Succeed())
+		createInstance(faultInstance, faultClass, gatewayv1alpha1.TrafficNorthSouth, 2)
 		faultIngress("steady", steadyHost, nil, prefixPath("/", "steady"))
 		waitServing(faultInstance, 2)
 		for _, ip := range gatewayPodIPs(faultInstance) {
@@ -117,6 +109,19 @@ var _ = Describe("Faults", Ordered, ContinueOnFailure, Label("fault"), func() {
 	Context("the east-west instance saturated", faultEastWestSpecs)
 	Context("1 broken Ingress among 500", fault500Specs)
 })
+
+// createInstance creates a GatewayConfig and the IngressClass bound to it.
+func createInstance(name, class string, traffic gatewayv1alpha1.TrafficType, replicas int32) {
+	Expect(k8sClient.Create(ctx, &gatewayv1alpha1.GatewayConfig{
+		ObjectMeta: metav1.ObjectMeta{Name: name},
+		Spec:       gatewayv1alpha1.GatewayConfigSpec{TrafficType: traffic, Replicas: ptr.To(replicas)},
+	})).To(Succeed())
+	Expect(k8sClient.Create(ctx, &networkingv1.IngressClass{
+		ObjectMeta: metav1.ObjectMeta{Name: class},
+		Spec: networkingv1.IngressClassSpec{Controller: gatewayv1alpha1.ControllerName, Parameters: &networkingv1.IngressClassParametersReference{
+			APIGroup: ptr.To(gatewayv1alpha1.GroupVersion.Group), Kind: "GatewayConfig", Name: name}},
+	})).To(Succeed())
+}
 
 // faultService creates a Service in faultNS with one EndpointSlice of ips.
 func faultService(name string, port int32, ips ...string) {
@@ -155,6 +160,17 @@ func faultIngress(name, host string, annotations map[string]string, paths ...net
 			Host: host, IngressRuleValue: networkingv1.IngressRuleValue{HTTP: &networkingv1.HTTPIngressRuleValue{Paths: paths}},
 		}}},
 	})).To(Succeed())
+}
+
+// expectNewIngressServed creates an Ingress for host to the backend "other"
+// and waits until every gateway pod of the instance serves it: the operator
+// and the pods follow changes.
+func expectNewIngressServed(name, host string) {
+	faultIngress(name, host, nil, prefixPath("/", "other"))
+	for _, ip := range gatewayPodIPs(faultInstance) {
+		Eventually(func() string { _, b := getBody(ip, host, "/x"); return b }, 60*time.Second, 200*time.Millisecond).
+			Should(HavePrefix("other "), "pod %s serves %s", ip, host)
+	}
 }
 
 // waitServing waits until the instance is Listening with replicas pods
