@@ -80,6 +80,7 @@ type GatewayConfigReconciler struct {
 	Clock clock.PassiveClock
 
 	lastPublish sync.Map // GatewayConfig name -> time.Time of the last new snapshot
+	published   sync.Map // GatewayConfig name -> the last version this process published (see newPublish)
 
 	// reported remembers the last compile outcome per Ingress so that an
 	// Event is emitted once per change, not once per reconcile.
@@ -109,6 +110,7 @@ func (r *GatewayConfigReconciler) Reconcile(ctx context.Context, req ctrl.Reques
 	if err := r.Get(ctx, req.NamespacedName, gc); err != nil {
 		if apierrors.IsNotFound(err) {
 			forgetMetrics(req.Name)
+			r.published.Delete(req.Name)
 		}
 		return ctrl.Result{}, client.IgnoreNotFound(err)
 	}
@@ -185,7 +187,7 @@ func (r *GatewayConfigReconciler) Reconcile(ctx context.Context, req ctrl.Reques
 			return ctrl.Result{}, nil
 		}
 		metricSnapshotBytes.WithLabelValues(gc.Name).Set(float64(len(out.Encoded)))
-		if before.Status.Snapshot.Version != out.Snapshot.Version {
+		if before.Status.Snapshot.Version != out.Snapshot.Version && r.newPublish(gc.Name, out.Snapshot.Version) {
 			r.lastPublish.Store(gc.Name, r.now())
 			metricPublishes.WithLabelValues(gc.Name).Inc()
 			logger.Info("Published snapshot", "gatewayConfig", klog.KObj(gc), "version", out.Snapshot.Version,
