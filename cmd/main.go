@@ -6,6 +6,7 @@ import (
 	"flag"
 	"os"
 
+	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/healthz"
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
@@ -46,6 +47,12 @@ func main() {
 		HealthProbeBindAddress: probeAddr,
 		LeaderElection:         leaderElect,
 		LeaderElectionID:       "portico-operator.portico.dev",
+		// Survive an API server outage without a restart; hand over at
+		// once on a clean stop (main exits right after Start returns).
+		LeaseDuration:                 ptr.To(controllers.DefaultLeaseDuration),
+		RenewDeadline:                 ptr.To(controllers.DefaultRenewDeadline),
+		RetryPeriod:                   ptr.To(controllers.DefaultRetryPeriod),
+		LeaderElectionReleaseOnCancel: true,
 	})
 	if err != nil {
 		setupLog.Error(err, "Unable to create manager")

@@ -83,6 +83,7 @@ type GatewayConfigReconciler struct {
 	Compile func(compile.Inputs) compile.Output
 
 	lastPublish sync.Map // GatewayConfig name -> time.Time of the last new snapshot
+	published   sync.Map // GatewayConfig name -> the last version this process published (see newPublish)
 
 	// reported remembers the last compile outcome per Ingress so that an
 	// Event is emitted once per change, not once per reconcile.
@@ -119,6 +120,7 @@ func (r *GatewayConfigReconciler) Reconcile(ctx context.Context, req ctrl.Reques
 	if err := reader.Get(ctx, req.NamespacedName, gc); err != nil {
 		if apierrors.IsNotFound(err) {
 			forgetMetrics(req.Name)
+			r.published.Delete(req.Name)
 		}
 		return ctrl.Result{}, client.IgnoreNotFound(err)
 	}
@@ -212,7 +214,7 @@ func (r *GatewayConfigReconciler) Reconcile(ctx context.Context, req ctrl.Reques
 			metricSnapshotBytes.WithLabelValues(gc.Name).Set(float64(len(out.Encoded)))
 			metricSnapshotConfigMaps.WithLabelValues(gc.Name).Set(float64(len(snapCMs)))
 		}
-		if refused == nil && before.Status.Snapshot.Version != out.Snapshot.Version {
+		if refused == nil && before.Status.Snapshot.Version != out.Snapshot.Version && r.newPublish(gc.Name, out.Snapshot.Version) {
 			r.lastPublish.Store(gc.Name, r.now())
 			metricPublishes.WithLabelValues(gc.Name).Inc()
 			logger.Info("Published snapshot", "gatewayConfig", klog.KObj(gc), "version", out.Snapshot.Version,

@@ -138,6 +138,10 @@ type Cluster struct {
 	mu      sync.Mutex
 	runners []*PodRunner
 	stopped bool
+	// apiServer is the kube-apiserver StartAPIServer started in place of
+	// envtest's; apiStopped is set between StopAPIServer and StartAPIServer.
+	apiServer  *child
+	apiStopped *stoppedAPIServer
 }
 
 // Start runs etcd and kube-apiserver (and with o.Workloads the workload
@@ -447,6 +451,7 @@ func (c *Cluster) Stop() error {
 	c.stopped = true
 	runners := c.runners
 	c.runners = nil
+	apiServer := c.apiServer
 	c.mu.Unlock()
 
 	var errs []error
@@ -456,6 +461,11 @@ func (c *Cluster) Stop() error {
 	for i := len(c.children) - 1; i >= 0; i-- {
 		if err := c.children[i].stop(stopGrace); err != nil {
 			errs = append(errs, fmt.Errorf("%s: %w", c.children[i].name, err))
+		}
+	}
+	if apiServer != nil {
+		if err := apiServer.stop(stopGrace); err != nil {
+			errs = append(errs, fmt.Errorf("kube-apiserver: %w", err))
 		}
 	}
 	if c.env != nil {

@@ -289,6 +289,7 @@ type podProc struct {
 
 	mu      sync.Mutex
 	running bool
+	process *os.Process // the live process while running
 }
 
 func (p *podProc) stop() { p.stopOnce.Do(func() { close(p.stopCh) }) }
@@ -399,6 +400,9 @@ func (p *podProc) run() {
 			p.logln("start failed: %v", err)
 		} else {
 			started := time.Now()
+			p.mu.Lock()
+			p.process = cmd.Process
+			p.mu.Unlock()
 			p.setRunning(true)
 			p.logln("started pid %d: %s %q", cmd.Process.Pid, l.path, l.args)
 			exited := make(chan struct{})

@@ -24,11 +24,9 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
-	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	logf "sigs.k8s.io/controller-runtime/pkg/log"
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
-	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 
 	"github.com/portico-dev/portico/controllers"
 	"github.com/portico-dev/portico/controllers/render"
@@ -122,18 +120,7 @@ var _ = BeforeSuite(func() {
 	Expect(err).NotTo(HaveOccurred())
 
 	By("starting the Portico manager in-process")
-	mgr, err := ctrl.NewManager(cluster.Config, ctrl.Options{
-		Scheme:                 controllers.NewScheme(),
-		Cache:                  controllers.CacheOptions(),
-		Metrics:                metricsserver.Options{BindAddress: "0"},
-		HealthProbeBindAddress: "0",
-	})
-	Expect(err).NotTo(HaveOccurred())
-	Expect(controllers.Setup(mgr, render.Params{Namespace: operatorNamespace, Image: "portico:e2e", SnapshotPartSize: e2eSnapshotPartSize})).To(Succeed())
-	go func() {
-		defer GinkgoRecover()
-		Expect(mgr.Start(ctx)).To(Succeed())
-	}()
+	manager = startOperator(nil)
 
 	// The operator's namespace exists before any spec, whatever their order.
 	Expect(k8sClient.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: operatorNamespace}})).To(Succeed())
@@ -150,6 +137,9 @@ var _ = BeforeSuite(func() {
 var _ = AfterSuite(func() {
 	if pods != nil {
 		pods.Stop()
+	}
+	if manager != nil {
+		Expect(manager.stop()).To(Succeed())
 	}
 	cancel()
 	if cluster != nil {

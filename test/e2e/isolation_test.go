@@ -64,21 +64,10 @@ func eastWestSpecs() {
 		ewIPs, nsIPs := gatewayPodIPs(ew), gatewayPodIPs(northSout)
 		Expect(ewIPs).To(HaveLen(1))
 		Expect(nsIPs).NotTo(ContainElement(ewIPs[0]))
-		get := func(ip, host, path string) (int, string) {
-			req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+ip+":8080"+path, nil)
-			Expect(err).NotTo(HaveOccurred())
-			req.Host = host
-			resp, err := (&http.Client{Timeout: 5 * time.Second}).Do(req)
-			if err != nil {
-				return 0, err.Error()
-			}
-			defer resp.Body.Close()
-			return resp.StatusCode, ""
-		}
-		Eventually(func() int { c, _ := get(ewIPs[0], ewHost, "/"); return c }, 20*time.Second, 200*time.Millisecond).Should(Equal(http.StatusOK))
-		code, _ := get(ewIPs[0], host, "/")
+		Eventually(func() int { return getStatus(ewIPs[0], ewHost, "/") }, 20*time.Second, 200*time.Millisecond).Should(Equal(http.StatusOK))
+		code := getStatus(ewIPs[0], host, "/")
 		Expect(code).To(Equal(http.StatusNotFound), "north-south routes are not on the east-west pods")
-		code, _ = get(nsIPs[0], ewHost, "/")
+		code = getStatus(nsIPs[0], ewHost, "/")
 		Expect(code).To(Equal(http.StatusNotFound), "east-west routes are not on the north-south pods")
 	})
 
