@@ -26,7 +26,7 @@ func TestJWTGroup(t *testing.T) {
 		"namespaced secret, Authorization is the default header": {in: map[string]string{pd + "jwt-secret": "team/keys", pd + "jwt-header": "authorization"},
 			want: JWT{SecretNamespace: "team", SecretName: "keys"}},
 		"issuer without secret":  {in: map[string]string{pd + "jwt-issuer": "x"}, wantErrKey: pd + "jwt-issuer", wantErrMatch: "needs portico.dev/jwt-secret"},
-		"bad secret name":        {in: map[string]string{pd + "jwt-secret": "Keys_1"}, wantErrKey: pd + "jwt-secret", wantErrMatch: "Secret name"},
+		"bad secret name":        {in: map[string]string{pd + "jwt-secret": "Keys_1"}, wantErrKey: pd + "jwt-secret", wantErrMatch: `name "Keys_1"`},
 		"bad namespace":          {in: map[string]string{pd + "jwt-secret": "a/b/c"}, wantErrKey: pd + "jwt-secret"},
 		"bad header":             {in: map[string]string{pd + "jwt-secret": "k", pd + "jwt-header": "X Token"}, wantErrKey: pd + "jwt-header"},
 		"claim without header":   {in: map[string]string{pd + "jwt-secret": "k", pd + "jwt-claims-to-headers": "sub"}, wantErrKey: pd + "jwt-claims-to-headers", wantErrMatch: "claim:Header-Name"},

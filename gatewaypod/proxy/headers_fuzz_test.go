@@ -89,6 +89,7 @@ func rawEndpoint(tb testing.TB, serve func(net.Conn)) (addr string, stop func())
 			if err != nil {
 				return
 			}
+			noLinger(c)
 			mu.Lock()
 			conns = append(conns, c)
 			mu.Unlock()
@@ -141,11 +142,22 @@ type upstreamRequest struct {
 // exactly n complete requests it reads n responses (or until the server
 // closes); otherwise it half-closes after writing, so the server sees the
 // end of the bytes, and reads until it closes. A deadline bounds both.
+// noLinger makes Close reset the connection instead of leaving it in
+// TIME_WAIT: a fuzz run opens thousands of connections per second, and
+// their TIME_WAIT entries would exhaust the ephemeral ports that later tests
+// (envtest picks its ports with bind(0)) depend on.
+func noLinger(c net.Conn) {
+	if tc, ok := c.(*net.TCPConn); ok {
+		_ = tc.SetLinger(0)
+	}
+}
+
 func exchange(tb testing.TB, front string, raw []byte, n int, complete bool) (codes []int, err error) {
 	c, err := net.Dial("tcp", front)
 	if err != nil {
 		tb.Fatal(err)
 	}
+	noLinger(c)
 	defer c.Close()
 	_ = c.SetDeadline(time.Now().Add(5 * time.Second))
 	_, _ = c.Write(raw)
@@ -410,6 +422,7 @@ func FuzzResponseHeaders(f *testing.F) {
 		if err != nil {
 			t.Fatal(err)
 		}
+		noLinger(c)
 		defer c.Close()
 		_ = c.SetDeadline(time.Now().Add(5 * time.Second))
 		_, _ = io.WriteString(c, "GET / HTTP/1.1\r\nHost: app.test\r\nConnection: close\r\n\r\n")
