@@ -184,6 +184,8 @@ var _ = Describe("A GatewayConfig serving an Ingress", Ordered, func() {
 	})
 
 	It("routes an Ingress to its backend through every gateway pod, and serves an edit without restarting", func() {
+		// Counted from here: the fault suite kills a pod on purpose.
+		restarts := pods.Restarts()
 		ing := &networkingv1.Ingress{
 			ObjectMeta: metav1.ObjectMeta{Namespace: appNamespace, Name: "echo"},
 			Spec: networkingv1.IngressSpec{IngressClassName: ptr.To("portico-public"), Rules: []networkingv1.IngressRule{{
@@ -244,7 +246,7 @@ var _ = Describe("A GatewayConfig serving an Ingress", Ordered, func() {
 			Expect(reused).To(BeTrue(), "the connection opened before the edit survived the snapshot swap")
 		}
 		Expect(runningOf(instance)).To(Equal(running), "no gatewaypod process was restarted")
-		Expect(pods.Restarts()).To(BeZero(), "no gatewaypod process exited")
+		Expect(pods.Restarts()).To(Equal(restarts), "no gatewaypod process exited")
 
 		By("the instance is Listening on the new snapshot")
 		Eventually(func(g Gomega) {
