@@ -46,10 +46,18 @@ func secretIndex(secrets []corev1.Secret) map[types.NamespacedName]*corev1.Secre
 // resolveUpstreamTLS turns the proxy-ssl-* annotations of ing into snapshot
 // settings and key material. proxy-ssl-* on an Ingress whose
 // backend-protocol is not HTTPS or GRPCS are ignored with a warning, as in
-// ingress-nginx. A proxy-ssl-secret in another namespace, missing, or
-// without a usable CA or client certificate rejects the Ingress.
+// ingress-nginx. A proxy-ssl-secret in another namespace (whatever the
+// protocol), missing, or without a usable CA or client certificate rejects
+// the Ingress.
 func resolveUpstreamTLS(ing *networkingv1.Ingress, cfg *annotations.Config, secrets map[types.NamespacedName]*corev1.Secret) (upstreamTLS, []Warning, *rejection) {
 	p := cfg.ProxySSL
+	// Another namespace's Secret is refused even where the annotation would
+	// be ignored: the reference itself is an attempt to borrow its keys.
+	if p.SecretNamespace != "" && p.SecretNamespace != ing.Namespace {
+		key := types.NamespacedName{Namespace: p.SecretNamespace, Name: p.SecretName}
+		return upstreamTLS{}, nil, &rejection{ReasonProxySSLSecretNamespace, fmt.Sprintf(
+			"proxy-ssl-secret %s is in another namespace; an Ingress may only use Secrets of its own namespace %s", key, ing.Namespace)}
+	}
 	switch cfg.Upstream.Protocol {
 	case snapshot.ProtocolHTTPS, snapshot.ProtocolGRPCS:
 	default:
