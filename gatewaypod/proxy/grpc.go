@@ -129,7 +129,33 @@ func (p *Proxy) modifyHTTP2(res *http.Response) error {
 	if ut.setCookie != "" {
 		res.Header["Set-Cookie"] = append(res.Header["Set-Cookie"], ut.setCookie)
 	}
+	trailersOnlyToTrailers(res)
 	return nil
+}
+
+// grpcStatusHeaders end a gRPC call: in trailers, or in the only HEADERS
+// frame of a Trailers-Only response.
+var grpcStatusHeaders = []string{"Grpc-Status", "Grpc-Message", "Grpc-Status-Details-Bin"}
+
+// trailersOnlyToTrailers moves the status of a Trailers-Only response (one
+// HEADERS frame with END_STREAM: the transport reports it as a header and a
+// zero ContentLength) into trailers. ReverseProxy's flush timer may send the
+// header before the handler returns, and a gRPC client ignores a status in
+// a header frame that does not end the stream; as header plus trailers the
+// response is valid whichever way the flush falls.
+func trailersOnlyToTrailers(res *http.Response) {
+	if res.ContentLength != 0 || res.Header.Get("Grpc-Status") == "" {
+		return
+	}
+	if res.Trailer == nil {
+		res.Trailer = http.Header{}
+	}
+	for _, k := range grpcStatusHeaders {
+		if v, ok := res.Header[k]; ok {
+			res.Trailer[k] = v
+			delete(res.Header, k)
+		}
+	}
 }
 
 // http2Error answers when an HTTP/2 upstream could not be reached or broke
