@@ -43,14 +43,7 @@ func faultCorruptSpecs() {
 			stopLoad, _ := load{Workers: 4, Interval: 5 * time.Millisecond, Duration: 60 * time.Second, Targets: ips, Host: steadyHost, Path: "/c/%d"}.start()
 			time.Sleep(500 * time.Millisecond)
 
-			cm := &corev1.ConfigMap{}
-			cmKey := snapshotKey(faultInstance)
-			cm.Namespace, cm.Name = cmKey.Namespace, cmKey.Name
-			var good string
-			update(cm, func() {
-				good = cm.Data[snapshot.ConfigMapKey]
-				cm.Data[snapshot.ConfigMapKey] = tc.corrupt(good)
-			})
+			cm, cmKey, good := corruptSnapshot(faultInstance, tc.corrupt)
 			start := time.Now()
 			Eventually(func(g Gomega) {
 				g.Expect(k8sClient.Get(ctx, cmKey, cm)).To(Succeed())
@@ -85,14 +78,7 @@ func faultCorruptSpecs() {
 		update(gc, func() { gc.Spec.Paused = true })
 		defer update(gc, func() { gc.Spec.Paused = false }) // leave it healthy even on failure
 
-		cm := &corev1.ConfigMap{}
-		cmKey := snapshotKey(faultInstance)
-		cm.Namespace, cm.Name = cmKey.Namespace, cmKey.Name
-		var good string
-		update(cm, func() {
-			good = cm.Data[snapshot.ConfigMapKey]
-			cm.Data[snapshot.ConfigMapKey] = good[:len(good)/2]
-		})
+		cm, cmKey, good := corruptSnapshot(faultInstance, func(good string) string { return good[:len(good)/2] })
 		start := time.Now()
 		var message string
 		Eventually(func(g Gomega) {
@@ -140,6 +126,20 @@ func faultCorruptSpecs() {
 			fmt.Sprintf("Degraded %s with 2 pods in status after %s, Warning Event; cleared after the repair",
 				gatewayv1alpha1.GatewayConfigReasonSnapshotRefusedByPods, shown.Round(time.Millisecond)))
 	})
+}
+
+// corruptSnapshot overwrites the snapshot key of instance's ConfigMap with
+// corrupt(good) and returns the ConfigMap, its key and the good payload.
+func corruptSnapshot(instance string, corrupt func(good string) string) (*corev1.ConfigMap, types.NamespacedName, string) {
+	cm := &corev1.ConfigMap{}
+	cmKey := snapshotKey(instance)
+	cm.Namespace, cm.Name = cmKey.Namespace, cmKey.Name
+	var good string
+	update(cm, func() {
+		good = cm.Data[snapshot.ConfigMapKey]
+		cm.Data[snapshot.ConfigMapKey] = corrupt(good)
+	})
+	return cm, cmKey, good
 }
 
 // expectNoRefusal waits until no gateway pod of instance shows a refused
