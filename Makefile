@@ -97,6 +97,12 @@ test-unit: ## Pure tests only (no control plane).
 test-e2e: k8s-assets build ## Only the end-to-end suite (runs inside a private network namespace it creates).
 	GATEWAYPOD_BIN=$(LOCALBIN)/gatewaypod $(GO) test ./test/e2e/... -count=1 -v -timeout 15m
 
+SOAK_DURATION ?= 10m
+.PHONY: soak
+soak: k8s-assets build ## The soak benchmark alone: steady load, a config change every 3s, for SOAK_DURATION (10m); table in bin/soak.md.
+	PORTICO_SOAK_DURATION=$(SOAK_DURATION) PORTICO_SOAK_REPORT=$(LOCALBIN)/soak.md GATEWAYPOD_BIN=$(LOCALBIN)/gatewaypod \
+		$(GO) test ./test/e2e/... -count=1 -v -timeout 60m -ginkgo.label-filter=soak -ginkgo.v
+
 ##@ Build
 
 .PHONY: build

@@ -135,6 +135,10 @@ func (r *GatewayConfigReconciler) Reconcile(ctx context.Context, req ctrl.Reques
 	defer func() {
 		setStatus(gc, facts)
 		recordStatusMetrics(gc)
+		if msg, ok := podRefusalChanged(before, gc); ok {
+			logger.Error(nil, "Gateway pods refused the snapshot payload", "gatewayConfig", klog.KObj(gc), "message", msg)
+			r.Recorder.Eventf(gc, nil, corev1.EventTypeWarning, EventReasonSnapshotRefusedByPods, "Serve", "%s", msg)
+		}
 		if equality.Semantic.DeepEqual(before.Status, gc.Status) {
 			return
 		}
@@ -379,7 +383,8 @@ func (r *GatewayConfigReconciler) observe(ctx context.Context, inst render.Insta
 		return fmt.Errorf("failed to list gateway pods: %w", err)
 	}
 	facts.programmedReplicas = programmedReplicas(pods.Items, facts.snapshotVersion)
-	facts.podProblem = podProblem(pods.Items)
+	facts.podProblem = podProblem(pods.Items) // sorts pods by name
+	facts.refusing, facts.refusal = refusingPods(pods.Items)
 	svc := &corev1.Service{}
 	if err := r.Get(ctx, types.NamespacedName{Namespace: inst.Namespace, Name: inst.Name}, svc); err == nil {
 		facts.addresses = serviceAddresses(svc)

@@ -34,6 +34,10 @@ type statusFacts struct {
 	conflict string
 	// podProblem is a failure seen on gateway pods that needs a human.
 	podProblem *problem
+	// refusing counts gateway pods that refused their snapshot payload;
+	// refusal says so for the Degraded condition (nil when none does).
+	refusing int32
+	refusal  *problem
 	// snapshotProblem says why the compiled snapshot was not published.
 	snapshotProblem *problem
 }
@@ -55,6 +59,7 @@ func setStatus(gc *gatewayv1alpha1.GatewayConfig, f statusFacts) {
 	st.Addresses = f.addresses
 	st.Snapshot = gatewayv1alpha1.SnapshotStatus{
 		Version: f.snapshotVersion, AcceptedIngresses: f.accepted, RejectedIngresses: f.rejected, ServingReplicas: f.programmedReplicas,
+		RefusingReplicas: f.refusing,
 	}
 	st.Replicas, st.ReadyReplicas = 0, 0
 	if d := f.deployment; d != nil {
@@ -160,6 +165,9 @@ func degradation(f statusFacts) *problem {
 	}
 	if f.podProblem != nil {
 		return f.podProblem
+	}
+	if f.refusal != nil {
+		return f.refusal
 	}
 	if d := f.deployment; d != nil && progressDeadlineExceeded(d) {
 		return &problem{gatewayv1alpha1.GatewayConfigReasonProgressDeadlineExceeded,

@@ -23,6 +23,10 @@ var (
 		Name: "portico_gatewayconfig_serving_replicas",
 		Help: "Ready gateway pods serving the current snapshot.",
 	}, []string{"gatewayconfig"})
+	metricRefusing = prometheus.NewGaugeVec(prometheus.GaugeOpts{
+		Name: "portico_gatewayconfig_refusing_replicas",
+		Help: "Gateway pods that refused their snapshot payload and serve their last good one.",
+	}, []string{"gatewayconfig"})
 	metricPublishes = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "portico_snapshot_publishes_total",
 		Help: "Snapshots written to an instance's ConfigMap (a new version).",
@@ -34,7 +38,7 @@ var (
 )
 
 func init() {
-	metrics.Registry.MustRegister(metricPhase, metricIngresses, metricServing, metricPublishes, metricSnapshotBytes)
+	metrics.Registry.MustRegister(metricPhase, metricIngresses, metricServing, metricRefusing, metricPublishes, metricSnapshotBytes)
 }
 
 var phases = []gatewayv1alpha1.Phase{gatewayv1alpha1.PhasePending, gatewayv1alpha1.PhaseRunning, gatewayv1alpha1.PhaseListening, gatewayv1alpha1.PhaseFailed}
@@ -51,11 +55,12 @@ func recordStatusMetrics(gc *gatewayv1alpha1.GatewayConfig) {
 	metricIngresses.WithLabelValues(gc.Name, "accepted").Set(float64(gc.Status.Snapshot.AcceptedIngresses))
 	metricIngresses.WithLabelValues(gc.Name, "rejected").Set(float64(gc.Status.Snapshot.RejectedIngresses))
 	metricServing.WithLabelValues(gc.Name).Set(float64(gc.Status.Snapshot.ServingReplicas))
+	metricRefusing.WithLabelValues(gc.Name).Set(float64(gc.Status.Snapshot.RefusingReplicas))
 }
 
 // forgetMetrics drops the series of a deleted GatewayConfig.
 func forgetMetrics(name string) {
-	for _, v := range []*prometheus.GaugeVec{metricPhase, metricIngresses, metricServing, metricSnapshotBytes, metricSnapshotConfigMaps} {
+	for _, v := range []*prometheus.GaugeVec{metricPhase, metricIngresses, metricServing, metricRefusing, metricSnapshotBytes, metricSnapshotConfigMaps} {
 		v.DeletePartialMatch(prometheus.Labels{"gatewayconfig": name})
 	}
 	for _, v := range []*prometheus.CounterVec{metricPublishes, metricSnapshotRefused} {

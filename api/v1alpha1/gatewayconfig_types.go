@@ -358,7 +358,8 @@ const (
 	// GatewayConfigConditionDegraded is True when pods are failing, or a new
 	// snapshot cannot be published, for a reason the user must fix. Reasons:
 	// ImagePullFailed, SysctlForbidden, ProgressDeadlineExceeded, PodsFailing,
-	// SnapshotInvalid, SnapshotTooLarge (True); AsExpected (False).
+	// SnapshotInvalid, SnapshotTooLarge, SnapshotRefusedByPods (True);
+	// AsExpected (False).
 	GatewayConfigConditionDegraded = "Degraded"
 	// GatewayConfigConditionProgrammed is True when at least one ready pod
 	// reports the current snapshot version and an IngressClass binds the
@@ -390,6 +391,11 @@ const (
 	// GatewayConfigReasonSnapshotTooLarge: the encoded snapshot needs more
 	// than the maximum number of ConfigMaps; it is not published.
 	GatewayConfigReasonSnapshotTooLarge = "SnapshotTooLarge"
+	// GatewayConfigReasonSnapshotRefusedByPods: gateway pods refused the
+	// snapshot payload in the ConfigMap (e.g. one written by hand) and keep
+	// serving their last good snapshot; the operator writes the published
+	// snapshot back unless the instance is paused.
+	GatewayConfigReasonSnapshotRefusedByPods = "SnapshotRefusedByPods"
 )
 
 // GatewayConfigStatus is the observed state of an instance.
@@ -451,6 +457,12 @@ type SnapshotStatus struct {
 	// servingReplicas is the number of ready gateway pods serving version.
 	// +optional
 	ServingReplicas int32 `json:"servingReplicas,omitempty"`
+	// refusingReplicas is the number of gateway pods that refused the last
+	// snapshot payload they were given (it did not decode or validate) and
+	// keep serving their last good snapshot; the Degraded condition names
+	// one pod's reason. It drops back as pods receive a valid payload.
+	// +optional
+	RefusingReplicas int32 `json:"refusingReplicas,omitempty"`
 }
 
 // GatewayConfig is one gateway instance: a fleet of gatewaypod proxies, their

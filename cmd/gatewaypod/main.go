@@ -215,6 +215,11 @@ func run(ctx context.Context, args []string, logOut io.Writer) error {
 		},
 		Logger:     log,
 		Registerer: ourReg,
+		// The Pod shows a refused payload until a valid one arrives.
+		Refused: func(r source.Refusal) {
+			reporter.Refuse(podflags.SnapshotRefusal{Version: r.Version, Reason: r.Reason, Message: r.Message})
+		},
+		Serving: reporter.Report,
 	})
 	if err != nil {
 		return fail("Snapshot source setup failed", err)

@@ -15,13 +15,15 @@ limitations under the License.
 */
 
 // Package podstatus tells the controller which snapshot this pod serves, by
-// setting podflags.AnnotationSnapshotVersion on the pod's own Pod object. The
+// setting podflags.AnnotationSnapshotVersion on the pod's own Pod object, and
+// which payload it refused, with podflags.AnnotationSnapshotRefused. The
 // controller counts ready pods carrying the current version to decide that
-// the instance is Programmed.
+// the instance is Programmed, and pods carrying a refusal to report it.
 //
-// Report never blocks: it records the latest version and wakes a background
-// loop (Run) that patches, retrying with exponential backoff. Versions that
-// arrive while a patch is pending coalesce: only the newest is written.
+// Report and Refuse never block: they record the latest state and wake a
+// background loop (Run) that patches, retrying with exponential backoff.
+// States that arrive while a patch is pending coalesce: only the newest is
+// written.
 package podstatus
 
 import (
@@ -72,7 +74,13 @@ type Reporter struct {
 	wake chan struct{} // buffered 1: "latest changed"
 
 	mu     sync.Mutex
-	latest string // the version to report
+	latest state // what to report
+}
+
+// state is what the Pod's annotations should say.
+type state struct {
+	version string // the served snapshot version
+	refused string // an encoded podflags.SnapshotRefusal, "" for none
 }
 
 // New returns a Reporter for the Pod named in opts, or nil (reporting
@@ -105,13 +113,26 @@ func FromEnv(client kubernetes.Interface, logger *slog.Logger) *Reporter {
 	})
 }
 
-// Report asks for version to be written to the Pod. It returns at once.
+// Report asks for version to be written to the Pod, and a refusal reported
+// before to be removed: the pod serves version, which is what it was given.
+// It returns at once.
 func (r *Reporter) Report(version string) {
+	r.set(func(st *state) { *st = state{version: version} })
+}
+
+// Refuse asks for a refused payload to be shown on the Pod, next to the
+// version still served. It returns at once.
+func (r *Reporter) Refuse(refusal podflags.SnapshotRefusal) {
+	r.set(func(st *state) { st.refused = refusal.Encode() })
+}
+
+// set changes the latest state and wakes Run.
+func (r *Reporter) set(change func(*state)) {
 	if r == nil {
 		return
 	}
 	r.mu.Lock()
-	r.latest = version
+	change(&r.latest)
 	r.mu.Unlock()
 	select {
 	case r.wake <- struct{}{}:
@@ -119,13 +140,14 @@ func (r *Reporter) Report(version string) {
 	}
 }
 
-// Run patches the Pod whenever Report gives a new version, until ctx is done.
+// Run patches the Pod whenever Report or Refuse change its state, until ctx
+// is done.
 func (r *Reporter) Run(ctx context.Context) {
 	if r == nil {
 		return
 	}
 	var (
-		written string // the version the Pod is known to carry
+		written state // what the Pod is known to carry
 		backoff time.Duration
 		retry   <-chan time.Time
 	)
@@ -141,35 +163,39 @@ func (r *Reporter) Run(ctx context.Context) {
 			retry = nil
 		}
 		r.mu.Lock()
-		version := r.latest
+		want := r.latest
 		r.mu.Unlock()
-		if version == written {
+		if want == written {
 			continue
 		}
-		if err := r.patch(ctx, version); err != nil {
+		if err := r.patch(ctx, want); err != nil {
 			if ctx.Err() != nil {
 				return
 			}
 			backoff = min(max(2*backoff, r.opts.InitialBackoff), r.opts.MaxBackoff)
 			delay := backoff/2 + rand.N(backoff/2+1) // jitter: [backoff/2, backoff]
 			r.log.Error("Pod annotation patch failed, retrying", "pod", r.opts.Namespace+"/"+r.opts.Name,
-				"version", version, "retryIn", delay.String(), "err", err)
+				"version", want.version, "refused", want.refused, "retryIn", delay.String(), "err", err)
 			retry = time.After(delay)
 			continue
 		}
-		written, backoff = version, 0
-		r.log.Debug("Pod annotation patched", "pod", r.opts.Namespace+"/"+r.opts.Name, "version", version)
+		written, backoff = want, 0
+		r.log.Debug("Pod annotation patched", "pod", r.opts.Namespace+"/"+r.opts.Name, "version", want.version, "refused", want.refused)
 	}
 }
 
-// patch sets the annotation with a JSON merge patch, which touches no other
-// field and needs no prior read of the Pod.
-func (r *Reporter) patch(ctx context.Context, version string) error {
-	body, err := json.Marshal(map[string]any{
-		"metadata": map[string]any{
-			"annotations": map[string]string{podflags.AnnotationSnapshotVersion: version},
-		},
-	})
+// patch sets the annotations with a JSON merge patch, which touches no other
+// field and needs no prior read of the Pod; a null value removes the refusal.
+func (r *Reporter) patch(ctx context.Context, st state) error {
+	var refused *string // nil: JSON null, delete
+	if st.refused != "" {
+		refused = &st.refused
+	}
+	annotations := map[string]any{podflags.AnnotationSnapshotRefused: refused}
+	if st.version != "" { // nothing served yet (the first payload was refused)
+		annotations[podflags.AnnotationSnapshotVersion] = st.version
+	}
+	body, err := json.Marshal(map[string]any{"metadata": map[string]any{"annotations": annotations}})
 	if err != nil {
 		return err
 	}

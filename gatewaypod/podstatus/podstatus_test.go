@@ -204,3 +204,55 @@ func TestDisabled(t *testing.T) {
 		t.Error("FromEnv with name, namespace and client: want a Reporter")
 	}
 }
+
+func TestRefuseShownThenCleared(t *testing.T) {
+	r, ns, p, run := start(t, 0)
+	run()
+	r.Report("v1-a")
+	waitFor(t, "annotation v1-a", func() bool { return annotations(t, ns)[podflags.AnnotationSnapshotVersion] == "v1-a" })
+	if _, ok := annotations(t, ns)[podflags.AnnotationSnapshotRefused]; ok {
+		t.Fatalf("refusal annotation present before any refusal")
+	}
+
+	r.Refuse(podflags.SnapshotRefusal{Reason: "Invalid", Message: "unexpected end of JSON input"})
+	var got podflags.SnapshotRefusal
+	waitFor(t, "refusal annotation", func() bool {
+		v, ok := annotations(t, ns)[podflags.AnnotationSnapshotRefused]
+		if !ok {
+			return false
+		}
+		var err error
+		got, err = podflags.ParseSnapshotRefusal(v)
+		return err == nil
+	})
+	if got.Reason != "Invalid" || got.Message != "unexpected end of JSON input" {
+		t.Errorf("refusal = %+v", got)
+	}
+	a := annotations(t, ns)
+	if a[podflags.AnnotationSnapshotVersion] != "v1-a" || a["keep"] != "me" {
+		t.Errorf("annotations = %v, want the served version and the unrelated one kept", a)
+	}
+
+	// The good payload again: the refusal is over.
+	r.Report("v1-a")
+	waitFor(t, "refusal cleared", func() bool {
+		_, ok := annotations(t, ns)[podflags.AnnotationSnapshotRefused]
+		return !ok
+	})
+	if got := annotations(t, ns)[podflags.AnnotationSnapshotVersion]; got != "v1-a" {
+		t.Errorf("version = %q after the clear, want v1-a", got)
+	}
+	if got := p.count(); got != 3 {
+		t.Errorf("patches = %d, want 3 (version, refusal, clear)", got)
+	}
+}
+
+func TestRefuseBeforeAnyVersion(t *testing.T) {
+	r, ns, _, run := start(t, 0)
+	run()
+	r.Refuse(podflags.SnapshotRefusal{Reason: "Invalid", Message: "bad"})
+	waitFor(t, "refusal annotation", func() bool { return annotations(t, ns)[podflags.AnnotationSnapshotRefused] != "" })
+	if v, ok := annotations(t, ns)[podflags.AnnotationSnapshotVersion]; ok {
+		t.Errorf("version annotation = %q, want none: nothing is served yet", v)
+	}
+}

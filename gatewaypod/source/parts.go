@@ -106,6 +106,9 @@ func (s *Source) offerHead(ctx context.Context, cm *corev1.ConfigMap) error {
 		return nil
 	}
 	if m.Version == s.Version() {
+		s.mu.Lock()
+		s.serving()
+		s.mu.Unlock()
 		return nil
 	}
 	parts, err := s.fetchParts(ctx, m)

@@ -139,6 +139,14 @@ type Options struct {
 	Logger *slog.Logger
 	// Registerer receives MetricSnapshotRejected. Nil registers nothing.
 	Registerer prometheus.Registerer
+	// Refused, when set, receives each payload refusal as it is reported
+	// (once per distinct payload), except ReasonPartsIncomplete, which is
+	// retried. It is called with Offer's lock held and must not block.
+	Refused func(Refusal)
+	// Serving, when set, receives the served version each time a valid
+	// payload for it arrives: applied now, or equal to the one served. A
+	// refusal reported before is over. Same calling rules as Refused.
+	Serving func(version string)
 }
 
 // Source decides which payloads become the served snapshot.
@@ -222,6 +230,7 @@ func (s *Source) Offer(origin Origin, data []byte) Outcome {
 		return Rejected
 	}
 	if snap.Version == s.version {
+		s.serving()
 		return Unchanged
 	}
 	if err := s.opts.Apply(snap); err != nil {
@@ -230,6 +239,7 @@ func (s *Source) Offer(origin Origin, data []byte) Outcome {
 	}
 	s.log.Info("Snapshot applied", "origin", origin, "version", snap.Version, "previousVersion", s.version, "hosts", len(snap.Hosts))
 	s.version = snap.Version
+	s.serving()
 	return Applied
 }
 
@@ -238,6 +248,9 @@ func (s *Source) reject(origin Origin, reason, version string, err error) {
 	s.rejected.WithLabelValues(reason).Inc()
 	s.log.Error("Snapshot rejected, keeping the current one", "origin", origin, "reason", reason,
 		"version", version, "currentVersion", s.version, "err", err)
+	if s.opts.Refused != nil && reason != ReasonPartsIncomplete {
+		s.opts.Refused(Refusal{Origin: origin, Reason: reason, Version: version, Message: err.Error()})
+	}
 }
 
 // Run loads the file, then follows the ConfigMap (or polls the file in

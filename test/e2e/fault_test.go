@@ -124,13 +124,16 @@ func createInstance(name, class string, traffic gatewayv1alpha1.TrafficType, rep
 }
 
 // faultService creates a Service in faultNS with one EndpointSlice of ips.
-func faultService(name string, port int32, ips ...string) {
+func faultService(name string, port int32, ips ...string) { serviceIn(faultNS, name, port, ips...) }
+
+// serviceIn creates a Service in ns with one EndpointSlice of ips.
+func serviceIn(ns, name string, port int32, ips ...string) {
 	Expect(k8sClient.Create(ctx, &corev1.Service{
-		ObjectMeta: metav1.ObjectMeta{Namespace: faultNS, Name: name},
+		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name},
 		Spec:       corev1.ServiceSpec{Ports: []corev1.ServicePort{{Name: "http", Port: 80}}},
 	})).To(Succeed())
 	Expect(k8sClient.Create(ctx, &discoveryv1.EndpointSlice{
-		ObjectMeta:  metav1.ObjectMeta{Namespace: faultNS, Name: name + "-1", Labels: map[string]string{discoveryv1.LabelServiceName: name}},
+		ObjectMeta:  metav1.ObjectMeta{Namespace: ns, Name: name + "-1", Labels: map[string]string{discoveryv1.LabelServiceName: name}},
 		AddressType: discoveryv1.AddressTypeIPv4,
 		Ports:       []discoveryv1.EndpointPort{{Name: ptr.To("http"), Port: ptr.To(port)}},
 		Endpoints:   endpoints(ips...),
@@ -146,17 +149,25 @@ func endpoints(ips ...string) []discoveryv1.Endpoint {
 }
 
 // setEndpoints replaces the endpoints of the Service's EndpointSlice.
-func setEndpoints(service string, ips ...string) {
+func setEndpoints(service string, ips ...string) { setEndpointsIn(faultNS, service, ips...) }
+
+// setEndpointsIn is setEndpoints for a Service in ns.
+func setEndpointsIn(ns, service string, ips ...string) {
 	es := &discoveryv1.EndpointSlice{}
-	es.Namespace, es.Name = faultNS, service+"-1"
+	es.Namespace, es.Name = ns, service+"-1"
 	update(es, func() { es.Endpoints = endpoints(ips...) })
 }
 
 // faultIngress creates an Ingress of faultClass in faultNS.
 func faultIngress(name, host string, annotations map[string]string, paths ...networkingv1.HTTPIngressPath) {
+	ingressIn(faultNS, faultClass, name, host, annotations, paths...)
+}
+
+// ingressIn creates an Ingress of class in ns.
+func ingressIn(ns, class, name, host string, annotations map[string]string, paths ...networkingv1.HTTPIngressPath) {
 	Expect(k8sClient.Create(ctx, &networkingv1.Ingress{
-		ObjectMeta: metav1.ObjectMeta{Namespace: faultNS, Name: name, Annotations: annotations},
-		Spec: networkingv1.IngressSpec{IngressClassName: ptr.To(faultClass), Rules: []networkingv1.IngressRule{{
+		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name, Annotations: annotations},
+		Spec: networkingv1.IngressSpec{IngressClassName: ptr.To(class), Rules: []networkingv1.IngressRule{{
 			Host: host, IngressRuleValue: networkingv1.IngressRuleValue{HTTP: &networkingv1.HTTPIngressRuleValue{Paths: paths}},
 		}}},
 	})).To(Succeed())
