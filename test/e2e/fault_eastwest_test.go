@@ -59,8 +59,11 @@ func faultEastWestSpecs() {
 		// The instances share this machine's 2 cores (the fake pods have no
 		// CPU limits) with the load generator and other tests, so some
 		// slowdown is CPU contention; the bounds are what a client notices.
+		// p99 of 200 probes is their second slowest: one scheduling hiccup of
+		// a busy CI machine (seen: 162 ms) must not fail it, a queue behind
+		// the flood (seconds) must.
 		Expect(during.Quantile(0.5)).To(BeNumerically("<", 20*time.Millisecond), "north-south p50 during saturation")
-		Expect(during.Quantile(0.99)).To(BeNumerically("<", max(10*alone.Quantile(0.99), 100*time.Millisecond)), "north-south p99 during saturation")
+		Expect(during.Quantile(0.99)).To(BeNumerically("<", max(10*alone.Quantile(0.99), 300*time.Millisecond)), "north-south p99 during saturation")
 		recordFault("east-west saturated", fmt.Sprintf("8 clients flat out on the east-west pod (%.0f req/s)", float64(sat.Sent)/sat.Elapsed.Seconds()),
 			alone.Sent+during.Sent, alone.Failed+during.Failed,
 			fmt.Sprintf("north-south p50/p99 alone %s/%s, during %s/%s; east-west p50 %s",
