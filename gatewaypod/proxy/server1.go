@@ -16,6 +16,7 @@ import (
 	"strconv"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"golang.org/x/net/http/httpguts"
@@ -222,8 +223,12 @@ type fastConn struct {
 	mu   sync.Mutex
 	idle bool // waiting for the next request: Shutdown may close it
 
-	br  *bufio.Reader
-	bw  *bufio.Writer
+	raw      syscall.RawConn // nil: wait for requests holding the buffer
+	armedAt  time.Time
+	armedFor time.Duration
+
+	br  *bufio.Reader // nil while idle
+	bw  *bufio.Writer // only while a response is written
 	req http.Request
 	url url.URL
 	w   fastWriter
@@ -260,21 +265,15 @@ func (fc *fastConn) serve(base context.Context) {
 		if !handedOff {
 			fc.conn.Close()
 		}
-		if fc.br != nil {
-			fc.br.Reset(nil)
-			fastReaders.Put(fc.br)
-			fc.bw.Reset(nil)
-			fastWriters.Put(fc.bw)
-		}
+		fc.releaseReader()
 		s.mu.Lock()
 		delete(s.conns, fc)
 		s.mu.Unlock()
 		s.wg.Done()
 	}()
-	fc.br = fastReaders.Get().(*bufio.Reader)
-	fc.br.Reset(fc.conn)
-	fc.bw = fastWriters.Get().(*bufio.Writer)
-	fc.bw.Reset(fc.conn)
+	if sc, ok := fc.conn.(syscall.Conn); ok {
+		fc.raw, _ = sc.SyscallConn()
+	}
 	fc.req = *(&http.Request{}).WithContext(ctx)
 	req := &fc.req
 	req.Header = make(http.Header, 8)
@@ -292,12 +291,11 @@ func (fc *fastConn) serve(base context.Context) {
 		if first || wait <= 0 {
 			wait = s.ReadHeaderTimeout
 		}
-		fc.setDeadline(wait)
-		_, err := fc.br.Peek(1)
+		fc.arm(wait)
+		err := fc.waitRequest()
 		if !fc.setIdle(false) || err != nil {
 			return
 		}
-		fc.setDeadline(s.ReadHeaderTimeout)
 		end, ok := fc.readHeaderBlock()
 		if end < 0 {
 			return // timeout, EOF or error mid-header: net/http closes too
@@ -309,7 +307,8 @@ func (fc *fastConn) serve(base context.Context) {
 			handedOff = fc.handOff()
 			return
 		}
-		_ = fc.conn.SetReadDeadline(time.Time{})
+		// The read deadline stays: the handler does not read from the
+		// client (the fast path takes no request body).
 		if _, err := fc.br.Discard(end); err != nil {
 			return
 		}
@@ -319,11 +318,69 @@ func (fc *fastConn) serve(base context.Context) {
 	}
 }
 
-func (fc *fastConn) setDeadline(d time.Duration) {
-	if d > 0 {
-		_ = fc.conn.SetReadDeadline(time.Now().Add(d))
-	} else {
-		_ = fc.conn.SetReadDeadline(time.Time{})
+// arm sets the read deadline d from now (none for d <= 0). Re-arming the
+// same d within d/64 is skipped: a busy connection does not pay a timer
+// update per request, at the price of a timeout up to d/64 early.
+func (fc *fastConn) arm(d time.Duration) {
+	if d <= 0 {
+		if fc.armedFor != 0 {
+			fc.armedFor = 0
+			_ = fc.conn.SetReadDeadline(time.Time{})
+		}
+		return
+	}
+	now := time.Now()
+	if fc.armedFor == d && now.Sub(fc.armedAt) < d/64 {
+		return
+	}
+	fc.armedAt, fc.armedFor = now, d
+	_ = fc.conn.SetReadDeadline(now.Add(d))
+}
+
+// waitRequest waits until the client sends the next request. With nothing
+// buffered, it waits without holding the read buffer (it goes back to the
+// pool), so an idle keep-alive connection holds no buffer at all.
+func (fc *fastConn) waitRequest() error {
+	if fc.br != nil && fc.br.Buffered() > 0 {
+		return nil
+	}
+	if fc.raw != nil {
+		fc.releaseReader()
+		first := true
+		var perr error
+		err := fc.raw.Read(func(fd uintptr) bool {
+			if !first {
+				return true // the poller says readable (or the deadline passed)
+			}
+			first = false
+			var ready bool
+			ready, perr = peekReadable(fd)
+			return ready
+		})
+		if err == nil {
+			err = perr
+		}
+		if err != nil {
+			return err
+		}
+	}
+	fc.acquireReader()
+	_, err := fc.br.Peek(1)
+	return err
+}
+
+func (fc *fastConn) acquireReader() {
+	if fc.br == nil {
+		fc.br = fastReaders.Get().(*bufio.Reader)
+		fc.br.Reset(fc.conn)
+	}
+}
+
+func (fc *fastConn) releaseReader() {
+	if fc.br != nil && fc.br.Buffered() == 0 {
+		fc.br.Reset(nil)
+		fastReaders.Put(fc.br)
+		fc.br = nil
 	}
 }
 
@@ -340,6 +397,9 @@ func (fc *fastConn) readHeaderBlock() (end int, ok bool) {
 		if n >= fc.br.Size() {
 			return 0, false
 		}
+		if n > 0 {
+			fc.arm(fc.srv.ReadHeaderTimeout) // a partial header: it has this long
+		}
 		if _, err := fc.br.Peek(n + 1); err != nil {
 			if n > 0 && errors.Is(err, io.EOF) {
 				return 0, false // let net/http answer a truncated request
@@ -354,6 +414,7 @@ var crlfcrlf = []byte("\r\n\r\n")
 // handOff gives the connection, with what is buffered, to the fallback.
 func (fc *fastConn) handOff() bool {
 	_ = fc.conn.SetReadDeadline(time.Time{})
+	fc.armedFor = 0
 	pending, _ := fc.br.Peek(fc.br.Buffered())
 	rc := &replayConn{Conn: fc.conn, pending: bytes.Clone(pending)}
 	return fc.srv.handoff.give(rc)
@@ -392,12 +453,17 @@ func (fc *fastConn) parse(end int) bool {
 			return false
 		}
 	}
-	plain := true
+	// plain: a path that net/url keeps as is (no RawPath), so the fast
+	// path can take it without parsing; anything else goes through
+	// url.ParseRequestURI like net/http.
+	plain, inQuery := true, false
 	for _, b := range target {
 		if b <= ' ' || b >= 0x7f || b == '#' {
 			return false
 		}
-		if b == '%' {
+		if b == '?' {
+			inQuery = true
+		} else if !inQuery && !isPlainPathByte(b) {
 			plain = false
 		}
 	}
@@ -497,6 +563,16 @@ var (
 	question = []byte("?")
 )
 
+// isPlainPathByte: unreserved and the sub-delimiters net/url leaves
+// unescaped in a path.
+func isPlainPathByte(b byte) bool {
+	switch {
+	case 'a' <= b && b <= 'z', 'A' <= b && b <= 'Z', '0' <= b && b <= '9':
+		return true
+	}
+	return bytes.IndexByte([]byte("-_.~$&+,/:;=@"), b) >= 0
+}
+
 func isTokenByte(b byte) bool { return httpguts.IsTokenRune(rune(b)) }
 
 var commonMethods = map[string]string{}
@@ -570,7 +646,12 @@ func (fc *fastConn) handle() (keep bool) {
 	req := &fc.req
 	w := &fc.w
 	w.reset(req)
+	fc.bw = fastWriters.Get().(*bufio.Writer)
+	fc.bw.Reset(fc.conn)
 	defer func() {
+		fc.bw.Reset(nil)
+		fastWriters.Put(fc.bw)
+		fc.bw = nil
 		if v := recover(); v != nil {
 			if v != http.ErrAbortHandler {
 				fc.srv.logf("http: panic serving %s: %v", req.RemoteAddr, v)

@@ -5,6 +5,7 @@ package proxy
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"crypto/tls"
 	"errors"
@@ -12,11 +13,13 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"reflect"
 	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
 
+	"golang.org/x/net/http/httpguts"
 	"golang.org/x/net/http2"
 )
 
@@ -133,7 +136,7 @@ func TestFastServerHandsOverToNetHTTP(t *testing.T) {
 	_, addr, counts := startFast(t, echoHandler, 5*time.Second)
 	cases := []struct {
 		name, raw, want string
-		fallback      bool
+		fallback        bool
 	}{
 		{"body", "POST /p HTTP/1.1\r\nHost: h\r\nContent-Length: 5\r\nConnection: close\r\n\r\nhello", `body="hello"`, true},
 		{"chunked body", "POST /p HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n3\r\nabc\r\n0\r\n\r\n", `body="abc"`, true},
@@ -307,4 +310,64 @@ func TestFastServerShutdownDrains(t *testing.T) {
 	if _, err := net.DialTimeout("tcp", addr, time.Second); err == nil {
 		t.Errorf("still accepting after Shutdown")
 	}
+}
+
+// FuzzFastParse checks that the fast path takes only what net/http takes,
+// and reads it the same way: for any input the fast parser accepts,
+// http.ReadRequest (plus the checks net/http's server adds) must accept it
+// with the same method, target, URL, Host, header, body and close.
+func FuzzFastParse(f *testing.F) {
+	for _, s := range []string{
+		"GET / HTTP/1.1\r\nHost: h\r\n\r\n",
+		"GET /a?b=c&d HTTP/1.1\r\nHost: h:80\r\nuser-agent: x\r\nAccept: */*\r\n\r\n",
+		"GET /a%20b/[c] HTTP/1.0\r\nConnection: keep-alive\r\n\r\n",
+		"HEAD /x HTTP/1.1\r\nHost: h\r\nConnection: close\r\nContent-Length: 0\r\n\r\n",
+		"POST /p HTTP/1.1\r\nHost: h\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n",
+		"GET /p HTTP/1.1\r\nHost: h\r\nX-A: 1\r\n folded\r\n\r\n",
+		"GET /a/[b]!*(c)?[q] HTTP/1.1\r\nHost: h\r\n\r\n",
+		"GET //x/../y HTTP/1.1\r\nHost: h\r\nX: a\tb \r\n\r\n",
+		"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n",
+	} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, data []byte) {
+		end := bytes.Index(data, crlfcrlf)
+		if end < 0 || end+4 > fastBufSize {
+			return
+		}
+		end += 4
+		fc := &fastConn{br: bufio.NewReaderSize(bytes.NewReader(data), fastBufSize)}
+		fc.req.Header = http.Header{}
+		if _, err := fc.br.Peek(end); err != nil {
+			t.Fatal(err)
+		}
+		if !fc.parse(end) {
+			return
+		}
+		got := &fc.req
+		std, err := http.ReadRequest(bufio.NewReader(bytes.NewReader(data[:end])))
+		if err != nil {
+			t.Fatalf("fast path took %q; net/http refuses it: %v", data[:end], err)
+		}
+		if std.ProtoAtLeast(1, 1) && !bytes.Contains(bytes.ToLower(data[:end]), []byte("\nhost:")) {
+			t.Fatalf("fast path took %q without Host", data[:end])
+		}
+		for k, vs := range std.Header {
+			if !httpguts.ValidHeaderFieldName(k) {
+				t.Fatalf("fast path took header name %q", k)
+			}
+			for _, v := range vs {
+				if !httpguts.ValidHeaderFieldValue(v) {
+					t.Fatalf("fast path took header value %q", v)
+				}
+			}
+		}
+		if std.Method != got.Method || std.RequestURI != got.RequestURI || *std.URL != *got.URL ||
+			std.Host != got.Host || std.Close != got.Close || std.ProtoMinor != got.ProtoMinor ||
+			std.ContentLength != 0 || len(std.TransferEncoding) != 0 || !reflect.DeepEqual(std.Header, got.Header) {
+			t.Fatalf("%q:\nnet/http  %s %s %+v host %q close %v cl %d te %v %v\nfast path %s %s %+v host %q close %v %v",
+				data[:end], std.Method, std.RequestURI, *std.URL, std.Host, std.Close, std.ContentLength, std.TransferEncoding, std.Header,
+				got.Method, got.RequestURI, *got.URL, got.Host, got.Close, got.Header)
+		}
+	})
 }
