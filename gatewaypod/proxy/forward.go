@@ -112,7 +112,10 @@ func (a *attempt) run(h *upstreamHost) (int, error) {
 // to the pool or closed.
 func (a *attempt) exchange(ctx context.Context, pc *upConn) (code int, err error) {
 	p := a.p
-	stop := context.AfterFunc(ctx, func() { _ = pc.conn.SetDeadline(aLongTimeAgo) })
+	stop := neverStopped
+	if ctx.Done() != nil { // a context that can end aborts the exchange
+		stop = context.AfterFunc(ctx, func() { _ = pc.conn.SetDeadline(aLongTimeAgo) })
+	}
 	reusable := false
 	defer func() {
 		if !stop() || !reusable {
@@ -542,3 +545,7 @@ func (a *attempt) writeBody(pc *upConn, w io.Writer, length int64) error {
 		}
 	}
 }
+
+// neverStopped stands for context.AfterFunc's stop under a context that
+// never ends.
+func neverStopped() bool { return true }

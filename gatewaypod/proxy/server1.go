@@ -1,5 +1,18 @@
-// Copyright 2026 The Portico Authors.
-// SPDX-License-Identifier: Apache-2.0
+/*
+Copyright 2026 The Portico Authors.
+
+Licensed under the Apache License, Version 2.0 (the "License");
+you may not use this file except in compliance with the License.
+You may obtain a copy of the License at
+
+    http://www.apache.org/licenses/LICENSE-2.0
+
+Unless required by applicable law or agreed to in writing, software
+distributed under the License is distributed on an "AS IS" BASIS,
+WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+See the License for the specific language governing permissions and
+limitations under the License.
+*/
 
 package proxy
 
@@ -223,7 +236,13 @@ type fastConn struct {
 	mu   sync.Mutex
 	idle bool // waiting for the next request: Shutdown may close it
 
-	raw      syscall.RawConn // nil: wait for requests holding the buffer
+	raw       syscall.RawConn // nil: wait for requests holding the buffer
+	peekFn    func(uintptr) bool
+	peekFirst bool
+	peekErr   error
+	// values holds the header values of the previous request by name: a
+	// client repeats them, and a repeated one costs no allocation.
+	values   map[string]string
 	armedAt  time.Time
 	armedFor time.Duration
 
@@ -259,9 +278,11 @@ func (fc *fastConn) wakeIfIdle() {
 func (fc *fastConn) serve(base context.Context) {
 	s := fc.srv
 	handedOff := false
-	ctx, cancel := context.WithCancel(context.WithValue(base, http.LocalAddrContextKey, fc.conn.LocalAddr()))
+	// The request context is never cancelled (there is no background read
+	// to notice a client leaving): the handler sees a write error instead,
+	// and skips the cancellation plumbing a cancellable context costs.
+	ctx := context.WithValue(base, http.LocalAddrContextKey, fc.conn.LocalAddr())
 	defer func() {
-		cancel()
 		if !handedOff {
 			fc.conn.Close()
 		}
@@ -273,7 +294,9 @@ func (fc *fastConn) serve(base context.Context) {
 	}()
 	if sc, ok := fc.conn.(syscall.Conn); ok {
 		fc.raw, _ = sc.SyscallConn()
+		fc.peekFn = fc.peek
 	}
+	fc.values = make(map[string]string, 8)
 	fc.req = *(&http.Request{}).WithContext(ctx)
 	req := &fc.req
 	req.Header = make(http.Header, 8)
@@ -296,7 +319,7 @@ func (fc *fastConn) serve(base context.Context) {
 		if !fc.setIdle(false) || err != nil {
 			return
 		}
-		end, ok := fc.readHeaderBlock()
+		end, ok := fc.readHeaderBlock(first)
 		if end < 0 {
 			return // timeout, EOF or error mid-header: net/http closes too
 		}
@@ -346,19 +369,10 @@ func (fc *fastConn) waitRequest() error {
 	}
 	if fc.raw != nil {
 		fc.releaseReader()
-		first := true
-		var perr error
-		err := fc.raw.Read(func(fd uintptr) bool {
-			if !first {
-				return true // the poller says readable (or the deadline passed)
-			}
-			first = false
-			var ready bool
-			ready, perr = peekReadable(fd)
-			return ready
-		})
+		fc.peekFirst, fc.peekErr = true, nil
+		err := fc.raw.Read(fc.peekFn)
 		if err == nil {
-			err = perr
+			err = fc.peekErr
 		}
 		if err != nil {
 			return err
@@ -367,6 +381,18 @@ func (fc *fastConn) waitRequest() error {
 	fc.acquireReader()
 	_, err := fc.br.Peek(1)
 	return err
+}
+
+// peek is the RawConn.Read callback of waitRequest (a method value made
+// once per connection: no allocation per request).
+func (fc *fastConn) peek(fd uintptr) bool {
+	if !fc.peekFirst {
+		return true // the poller says readable (or the deadline passed)
+	}
+	fc.peekFirst = false
+	ready, err := peekReadable(fd)
+	fc.peekErr = err
+	return ready
 }
 
 func (fc *fastConn) acquireReader() {
@@ -387,7 +413,12 @@ func (fc *fastConn) releaseReader() {
 // readHeaderBlock reads until the buffered bytes hold "\r\n\r\n" and
 // returns the length of the header block; ok is false when the block does
 // not fit the buffer (the fallback then reads it), end < 0 on a read error.
-func (fc *fastConn) readHeaderBlock() (end int, ok bool) {
+//
+// The header timeout counts from the connection's start for the first
+// request (armed before waiting), from the first partial read for the
+// others, and is armed once: a client dribbling header lines does not
+// extend it.
+func (fc *fastConn) readHeaderBlock(armed bool) (end int, ok bool) {
 	for {
 		n := fc.br.Buffered()
 		buf, _ := fc.br.Peek(n)
@@ -397,8 +428,10 @@ func (fc *fastConn) readHeaderBlock() (end int, ok bool) {
 		if n >= fc.br.Size() {
 			return 0, false
 		}
-		if n > 0 {
-			fc.arm(fc.srv.ReadHeaderTimeout) // a partial header: it has this long
+		if n > 0 && !armed {
+			armed = true
+			fc.armedFor = 0 // a fresh, exact deadline
+			fc.arm(fc.srv.ReadHeaderTimeout)
 		}
 		if _, err := fc.br.Peek(n + 1); err != nil {
 			if n > 0 && errors.Is(err, io.EOF) {
@@ -470,10 +503,11 @@ func (fc *fastConn) parse(end int) bool {
 	req.Method = internMethod(method)
 	if plain {
 		path, query, _ := bytes.Cut(target, question)
-		fc.url = url.URL{Path: string(path), RawQuery: string(query)}
-		req.RequestURI = string(target)
+		req.RequestURI = fc.value(":target", target)
 		if len(query) == 0 && len(path) == len(target) {
-			req.RequestURI = fc.url.Path
+			fc.url = url.URL{Path: req.RequestURI}
+		} else {
+			fc.url = url.URL{Path: string(path), RawQuery: string(query)}
 		}
 	} else {
 		u, err := url.ParseRequestURI(string(target))
@@ -514,7 +548,7 @@ func (fc *fastConn) parse(end int) bool {
 			if hosts > 1 || !httpguts.ValidHostHeader(string(value)) {
 				return false
 			}
-			req.Host = string(value)
+			req.Host = fc.value("Host", value)
 			continue // net/http moves Host out of the map
 		case "Content-Length":
 			if string(value) != "0" || req.Header["Content-Length"] != nil {
@@ -535,7 +569,7 @@ func (fc *fastConn) parse(end int) bool {
 				}
 			}
 		}
-		req.Header[key] = append(req.Header[key], internValue(key, value))
+		req.Header[key] = append(req.Header[key], fc.value(key, value))
 	}
 	if hosts == 0 {
 		if req.ProtoMinor == 1 {
@@ -634,11 +668,20 @@ func internHeaderKey(name []byte) string {
 	return http.CanonicalHeaderKey(string(name))
 }
 
-func internValue(key string, v []byte) string {
+// value returns v as a string: a common value or the same value as the
+// previous request's key reuse their string.
+func (fc *fastConn) value(key string, v []byte) string {
 	if s, ok := commonValues[string(v)]; ok {
 		return s
 	}
-	return string(v)
+	if s, ok := fc.values[key]; ok && s == string(v) {
+		return s
+	}
+	s := string(v)
+	if fc.values != nil && len(fc.values) < 32 {
+		fc.values[key] = s
+	}
+	return s
 }
 
 // handle runs the handler for fc.req; false means close the connection.
