@@ -43,7 +43,7 @@ const (
 const (
 	HTTP1ServerPortico = "portico"
 	HTTP1ServerStdlib  = "stdlib"
-	DefaultHTTP1Server = HTTP1ServerStdlib
+	DefaultHTTP1Server = HTTP1ServerPortico
 )
 
 // UseFastServer reports whether the plain listener runs proxy.FastServer.
