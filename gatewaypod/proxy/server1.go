@@ -246,11 +246,12 @@ type fastConn struct {
 	armedAt  time.Time
 	armedFor time.Duration
 
-	br  *bufio.Reader // nil while idle
-	bw  *bufio.Writer // only while a response is written
-	req http.Request
-	url url.URL
-	w   fastWriter
+	br   *bufio.Reader // nil while idle
+	bw   *bufio.Writer // only while a response is written
+	req  http.Request
+	tmpl http.Request // context, RemoteAddr and the Header map of every request
+	url  url.URL
+	w    fastWriter
 }
 
 var (
@@ -297,10 +298,9 @@ func (fc *fastConn) serve(base context.Context) {
 		fc.peekFn = fc.peek
 	}
 	fc.values = make(map[string]string, 8)
-	fc.req = *(&http.Request{}).WithContext(ctx)
-	req := &fc.req
-	req.Header = make(http.Header, 8)
-	req.RemoteAddr = fc.conn.RemoteAddr().String()
+	fc.tmpl = *(&http.Request{}).WithContext(ctx)
+	fc.tmpl.Header = make(http.Header, 8)
+	fc.tmpl.RemoteAddr = fc.conn.RemoteAddr().String()
 	fc.w.conn = fc
 	fc.w.hdr = make(http.Header, 8)
 
@@ -459,7 +459,10 @@ func (fc *fastConn) parse(end int) bool {
 	buf, _ := fc.br.Peek(end)
 	buf = buf[:end-2] // keep the CRLF of the last header line
 	req := &fc.req
-	clear(req.Header)
+	// Every request starts from the connection's template: what a
+	// handler changed in the previous one does not carry over.
+	clear(fc.tmpl.Header)
+	*req = fc.tmpl
 
 	line, rest, ok := bytes.Cut(buf, crlf)
 	if !ok {

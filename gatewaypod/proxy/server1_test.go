@@ -366,7 +366,7 @@ func FuzzFastParse(f *testing.F) {
 		}
 		end += 4
 		fc := &fastConn{br: bufio.NewReaderSize(bytes.NewReader(data), fastBufSize)}
-		fc.req.Header = http.Header{}
+		fc.tmpl.Header = http.Header{}
 		if _, err := fc.br.Peek(end); err != nil {
 			t.Fatal(err)
 		}
@@ -399,4 +399,19 @@ func FuzzFastParse(f *testing.F) {
 				got.Method, got.RequestURI, *got.URL, got.Host, got.Close, got.Header)
 		}
 	})
+}
+
+// What a handler changes in a request does not carry over to the next
+// request of the connection (the request and its Header map are reused).
+func TestFastServerRequestReuseStartsClean(t *testing.T) {
+	_, addr, _ := startFast(t, func(w http.ResponseWriter, r *http.Request) {
+		fmt.Fprintf(w, "%s|%s|%s|%v", r.RemoteAddr[:4], r.Header.Get("X-Set"), r.URL.Path, r.Header["X-Only-First"])
+		r.RemoteAddr = "changed"
+		r.Header.Set("X-Set", "leaked")
+		r.URL.Path = "/leaked"
+	}, 5*time.Second)
+	got := rawExchange(t, addr, "GET /1 HTTP/1.1\r\nHost: h\r\nX-Only-First: a\r\n\r\nGET /2 HTTP/1.1\r\nHost: h\r\nConnection: close\r\n\r\n")
+	if !strings.Contains(got, "127.||/1|[a]") || !strings.Contains(got, "127.||/2|[]") {
+		t.Errorf("responses %q: want each request as sent", got)
+	}
 }
