@@ -306,15 +306,16 @@ func (fc *fastConn) serve(base context.Context) {
 
 	for first := true; ; first = false {
 		// Wait for the first byte: the idle timeout between requests, the
-		// header timeout for the first one.
-		if !fc.setIdle(true) {
-			return
-		}
+		// header timeout for the first one. Armed before the connection
+		// counts as idle, so Shutdown's wake-up deadline is not overwritten.
 		wait := s.IdleTimeout
 		if first || wait <= 0 {
 			wait = s.ReadHeaderTimeout
 		}
 		fc.arm(wait)
+		if !fc.setIdle(true) {
+			return
+		}
 		err := fc.waitRequest()
 		if !fc.setIdle(false) || err != nil {
 			return
