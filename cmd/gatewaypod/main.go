@@ -291,7 +291,19 @@ func run(ctx context.Context, args []string, logOut io.Writer) error {
 			serveErr <- fmt.Errorf("serve %s: %w", ln.Addr(), err)
 		}
 	}
-	go serve(proxySrv, httpLn)
+	var fastSrv *proxy.FastServer
+	if flags.UseFastServer() {
+		// Our HTTP/1.1 loop; what it does not take goes to proxySrv.
+		fastSrv = &proxy.FastServer{Handler: px, ReadHeaderTimeout: proxySrv.ReadHeaderTimeout,
+			IdleTimeout: proxySrv.IdleTimeout, Fallback: proxySrv}
+		go func() {
+			if err := fastSrv.Serve(httpLn); !errors.Is(err, http.ErrServerClosed) {
+				serveErr <- fmt.Errorf("serve %s: %w", httpLn.Addr(), err)
+			}
+		}()
+	} else {
+		go serve(proxySrv, httpLn)
+	}
 	go serve(healthSrv, healthLn)
 	if httpsLn != nil || flags.TLSSecret != "" {
 		// The instance Secret holds the served certificates and the CA
@@ -375,7 +387,12 @@ func run(ctx context.Context, args []string, logOut io.Writer) error {
 	draining.Store(true) // /readyz fails so no new traffic is sent here
 	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), shutdownTimeout)
 	defer cancel()
-	if err := proxySrv.Shutdown(sctx); err != nil {
+	if fastSrv != nil {
+		if err := fastSrv.Shutdown(sctx); err != nil {
+			log.Error("Proxy drain incomplete", "err", err)
+			fastSrv.Close()
+		}
+	} else if err := proxySrv.Shutdown(sctx); err != nil {
 		log.Error("Proxy drain incomplete", "err", err)
 		proxySrv.Close()
 	}

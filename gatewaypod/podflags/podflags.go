@@ -39,6 +39,22 @@ const (
 )
 
 // Flags configures one gatewaypod process.
+// The --http1-server choices.
+const (
+	HTTP1ServerPortico = "portico"
+	HTTP1ServerStdlib  = "stdlib"
+	DefaultHTTP1Server = HTTP1ServerStdlib
+)
+
+// UseFastServer reports whether the plain listener runs proxy.FastServer.
+func (f *Flags) UseFastServer() bool {
+	s := f.HTTP1Server
+	if s == "" {
+		s = DefaultHTTP1Server
+	}
+	return s == HTTP1ServerPortico
+}
+
 type Flags struct {
 	// HTTPAddress is where the proxy listens for client traffic. The
 	// Deployment passes "$(POD_IP):8080" so several fake pods can share one
@@ -86,6 +102,11 @@ type Flags struct {
 	MaxHeaderBytes int
 	// MaxBodyBytes refuses larger request bodies with 413 (default: no limit).
 	MaxBodyBytes int64
+	// HTTP1Server picks the HTTP/1.1 server of the plain listener:
+	// HTTP1ServerPortico (the fast path of proxy.FastServer, falling back to
+	// net/http for everything unusual) or HTTP1ServerStdlib; "" is the
+	// default, DefaultHTTP1Server.
+	HTTP1Server string
 	// AdminAddress, when set, serves /debug/snapshot (and pprof when
 	// EnablePprof) on a separate listener; keep it on loopback.
 	AdminAddress string
@@ -244,6 +265,7 @@ func (f Flags) Args() []string {
 	add("client-idle-timeout", f.ClientIdleTimeout != 0, f.ClientIdleTimeout.String())
 	add("max-header-bytes", f.MaxHeaderBytes != 0, strconv.Itoa(f.MaxHeaderBytes))
 	add("max-body-bytes", f.MaxBodyBytes != 0, strconv.FormatInt(f.MaxBodyBytes, 10))
+	add("http1-server", f.HTTP1Server != "", f.HTTP1Server)
 	add("admin-address", f.AdminAddress != "", f.AdminAddress)
 	add("enable-pprof", f.EnablePprof, "true")
 	add("https-address", f.HTTPSAddress != "", f.HTTPSAddress)
@@ -279,6 +301,7 @@ func Parse(args []string) (Flags, error) {
 	fs.DurationVar(&f.ClientIdleTimeout, "client-idle-timeout", 0, "close idle client keep-alive connections after (0: 120s)")
 	fs.IntVar(&f.MaxHeaderBytes, "max-header-bytes", 0, "largest request header accepted (0: 64 KiB)")
 	fs.Int64Var(&f.MaxBodyBytes, "max-body-bytes", 0, "largest request body accepted, 413 above (0: no limit)")
+	fs.StringVar(&f.HTTP1Server, "http1-server", "", "HTTP/1.1 server of the plain listener: stdlib (net/http) or portico (opt-in fast path: half the idle memory, does not yet notice a client leaving mid-request) (empty: "+DefaultHTTP1Server+")")
 	fs.StringVar(&f.AdminAddress, "admin-address", "", "address for /debug/snapshot and optional pprof (empty: off)")
 	fs.BoolVar(&f.EnablePprof, "enable-pprof", false, "serve /debug/pprof/ on --admin-address")
 	fs.StringVar(&f.HTTPSAddress, "https-address", "", "address for TLS client traffic, HTTP/1.1 and HTTP/2 (empty: off)")
@@ -325,6 +348,11 @@ func Parse(args []string) (Flags, error) {
 	}
 	if f.TLSSecret != "" && f.SnapshotNamespace == "" {
 		errs = append(errs, errors.New("--snapshot-namespace is required with --tls-secret"))
+	}
+	switch f.HTTP1Server {
+	case "", HTTP1ServerPortico, HTTP1ServerStdlib:
+	default:
+		errs = append(errs, fmt.Errorf("--http1-server must be %s or %s, not %q", HTTP1ServerPortico, HTTP1ServerStdlib, f.HTTP1Server))
 	}
 	if f.EnablePprof && f.AdminAddress == "" {
 		errs = append(errs, errors.New("--enable-pprof needs --admin-address"))

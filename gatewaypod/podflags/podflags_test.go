@@ -26,7 +26,7 @@ func TestArgsRoundTripTuning(t *testing.T) {
 		TrustedProxies: "10.0.0.0/8,192.0.2.1", UpstreamConnectTimeout: time.Second, UpstreamReadTimeout: 2 * time.Second,
 		UpstreamSendTimeout: 3 * time.Second, UpstreamRetries: -1, ClientHeaderTimeout: 4 * time.Second,
 		ClientIdleTimeout: 5 * time.Second, MaxHeaderBytes: 8192, MaxBodyBytes: 1 << 20,
-		AdminAddress: "127.0.0.1:9", EnablePprof: true,
+		AdminAddress: "127.0.0.1:9", EnablePprof: true, HTTP1Server: HTTP1ServerStdlib,
 		HTTPSAddress: ":3", TLSDir: "/tls", SnapshotPartsDir: "/parts", TLSSecret: "gw-tls", SnapshotNamespace: "ns",
 		AccessLog: AccessLogSampled, AccessLogSampleRate: 0.125, AccessLogFields: "time,status,query", DisableHTTP2: true,
 		PassiveMaxFailures: -1, PassiveEjection: 3 * time.Second, PassiveMaxEjection: time.Minute}
@@ -60,6 +60,7 @@ func TestParseErrors(t *testing.T) {
 		"pprof without admin":          {[]string{"--enable-pprof"}, "needs --admin-address"},
 		"tls secret without namespace": {[]string{"--tls-secret=s"}, "--snapshot-namespace is required with --tls-secret"},
 		"bad access log mode":          {[]string{"--access-log=verbose"}, "--access-log must be"},
+		"unknown HTTP/1.1 server":      {[]string{"--http1-server=fasthttp"}, "--http1-server must be portico or stdlib"},
 		"sample rate above one":        {[]string{"--access-log=sampled", "--access-log-sample-rate=1.5"}, "in (0, 1]"},
 		"negative sample rate":         {[]string{"--access-log=sampled", "--access-log-sample-rate=-0.1"}, "in (0, 1]"},
 		"sample rate without sampled":  {[]string{"--access-log=full", "--access-log-sample-rate=0.5"}, "needs --access-log=sampled"},
@@ -104,5 +105,14 @@ func TestAccessLogFlags(t *testing.T) {
 	}
 	if got := (Flags{DisableHTTP2: true}).Args(); got[len(got)-1] != "--http2=false" {
 		t.Errorf("Args = %v", got)
+	}
+}
+
+func TestUseFastServer(t *testing.T) {
+	for in, want := range map[string]bool{"": DefaultHTTP1Server == HTTP1ServerPortico,
+		HTTP1ServerPortico: true, HTTP1ServerStdlib: false} {
+		if got := (&Flags{HTTP1Server: in}).UseFastServer(); got != want {
+			t.Errorf("--http1-server=%q: UseFastServer %v, want %v", in, got, want)
+		}
 	}
 }

@@ -112,7 +112,10 @@ func (a *attempt) run(h *upstreamHost) (int, error) {
 // to the pool or closed.
 func (a *attempt) exchange(ctx context.Context, pc *upConn) (code int, err error) {
 	p := a.p
-	stop := context.AfterFunc(ctx, func() { _ = pc.conn.SetDeadline(aLongTimeAgo) })
+	stop := neverStopped
+	if ctx.Done() != nil { // a context that can end aborts the exchange
+		stop = context.AfterFunc(ctx, func() { _ = pc.conn.SetDeadline(aLongTimeAgo) })
+	}
 	reusable := false
 	defer func() {
 		if !stop() || !reusable {
@@ -312,8 +315,10 @@ func readResponseHeader(pc *upConn, hdr http.Header) (rs responseState, err erro
 		v = bytes.TrimRight(v, " \t")
 		switch key {
 		case "Content-Length":
+			// 1*DIGIT only (RFC 9110 §8.6): ParseInt would take "+0", and the
+			// header is relayed as received.
 			n, err := strconv.ParseInt(string(v), 10, 64)
-			if err != nil || n < 0 || (haveLength && n != rs.length) {
+			if err != nil || n < 0 || !allDigits(v) || (haveLength && n != rs.length) {
 				return rs, errors.New("bad Content-Length")
 			}
 			rs.length, haveLength = n, true
@@ -541,4 +546,18 @@ func (a *attempt) writeBody(pc *upConn, w io.Writer, length int64) error {
 			return &failure{err: rerr, status: StatusClientClosedRequest}
 		}
 	}
+}
+
+// neverStopped stands for context.AfterFunc's stop under a context that
+// never ends.
+func neverStopped() bool { return true }
+
+// allDigits reports whether b is one or more ASCII digits.
+func allDigits(b []byte) bool {
+	for _, c := range b {
+		if c < '0' || c > '9' {
+			return false
+		}
+	}
+	return len(b) > 0
 }

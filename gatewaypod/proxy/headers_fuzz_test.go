@@ -62,10 +62,13 @@ func fuzzFront(tb testing.TB, p *Proxy) (string, *atomic.Value) {
 	if err != nil {
 		tb.Fatal(err)
 	}
+	// The client side is the gateway's: the fast HTTP/1.1 path, net/http
+	// for what it hands over.
 	srv := &http.Server{Handler: h, ReadHeaderTimeout: 2 * time.Second, MaxHeaderBytes: 16 << 10,
 		ErrorLog: log.New(io.Discard, "", 0)}
-	go func() { _ = srv.Serve(ln) }()
-	tb.Cleanup(func() { srv.Close() })
+	fast := &FastServer{Handler: h, ReadHeaderTimeout: srv.ReadHeaderTimeout, Fallback: srv}
+	go func() { _ = fast.Serve(ln) }()
+	tb.Cleanup(func() { fast.Close() })
 	return ln.Addr().String(), &panicked
 }
 
