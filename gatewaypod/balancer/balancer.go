@@ -64,7 +64,7 @@ type Endpoint struct {
 	ejectedUntil atomic.Int64 // unix nanoseconds; 0 = in rotation
 	lastUsed     atomic.Int64 // unix nanoseconds of the last Acquire or Pool build
 
-	unhealthy        atomic.Int32  // active checkers reporting e unhealthy (see Checkers)
+	unhealthy        atomic.Int32  // active checkers reporting e unhealthy (see CheckFailed)
 	passiveEjections atomic.Uint64 // ejections by ReportFailure, ever
 	activeEjections  atomic.Uint64 // healthy -> unhealthy transitions of its checkers, ever
 }
@@ -97,6 +97,25 @@ func (e *Endpoint) Ejected() bool { return !e.available() }
 
 // Unhealthy reports whether an active health check holds e out of rotation.
 func (e *Endpoint) Unhealthy() bool { return e.unhealthy.Load() > 0 }
+
+// CheckFailed records that one active health checker now reports e
+// unhealthy (counted as an ejection); CheckRecovered undoes one such mark.
+// While any checker's mark stands, policies skip e. The checkers themselves
+// live in gatewaypod/healthcheck: this package does no I/O.
+func (e *Endpoint) CheckFailed() {
+	e.unhealthy.Add(1)
+	e.activeEjections.Add(1)
+}
+
+// CheckRecovered removes one mark set by CheckFailed.
+func (e *Endpoint) CheckRecovered() { e.unhealthy.Add(-1) }
+
+// TakeCheckMark moves one CheckFailed mark from old to e without counting
+// another ejection: old was swept and e recreated while a checker held it.
+func (e *Endpoint) TakeCheckMark(old *Endpoint) {
+	old.unhealthy.Add(-1)
+	e.unhealthy.Add(1)
+}
 
 // Ejections returns how many times e was taken out of rotation by passive
 // health and by active checks since its state was created.

@@ -22,7 +22,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
-	"github.com/portico-dev/portico/gatewaypod/balancer"
+	"github.com/portico-dev/portico/gatewaypod/healthcheck"
 	"github.com/portico-dev/portico/gatewaypod/snapshot"
 )
 
@@ -51,7 +51,7 @@ const (
 // of the router's endpoints.
 type health struct {
 	p      *Proxy
-	checks *balancer.Checkers
+	checks *healthcheck.Checkers
 	// mu serializes syncs, so concurrent Swaps leave the checkers of the
 	// router that is current when the last one returns.
 	mu sync.Mutex
@@ -68,7 +68,7 @@ func newHealth(p *Proxy) *health {
 			"Times the endpoint was taken out of rotation, by reason: passive (consecutive connect errors or 5xx) or active (health check).",
 			[]string{"backend", "endpoint", "reason"}, nil),
 	}
-	h.checks = balancer.NewCheckers(p.registry, func(ev balancer.HealthEvent) {
+	h.checks = healthcheck.NewCheckers(p.registry, func(ev healthcheck.HealthEvent) {
 		if ev.Healthy {
 			p.log.Info("Endpoint passes its health check again", "endpoint", ev.Key.Addr, "path", ev.Key.Check.Path)
 		} else {
@@ -79,8 +79,8 @@ func newHealth(p *Proxy) *health {
 }
 
 // checkOf converts a snapshot check.
-func checkOf(hc *snapshot.HealthCheck) balancer.Check {
-	return balancer.Check{
+func checkOf(hc *snapshot.HealthCheck) healthcheck.Check {
+	return healthcheck.Check{
 		Path: hc.Path, Port: hc.Port,
 		Interval: time.Duration(hc.IntervalMs) * time.Millisecond,
 		Timeout:  time.Duration(hc.TimeoutMs) * time.Millisecond,
@@ -93,7 +93,7 @@ func checkOf(hc *snapshot.HealthCheck) balancer.Check {
 func (h *health) sync() {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	var want []balancer.CheckKey
+	var want []healthcheck.CheckKey
 	if rt := h.p.Router(); rt != nil {
 		for _, b := range rt.Backends() {
 			if b.HealthCheck == nil {
@@ -101,7 +101,7 @@ func (h *health) sync() {
 			}
 			c := checkOf(b.HealthCheck)
 			for _, a := range b.Endpoints {
-				want = append(want, balancer.CheckKey{Addr: a, Check: c})
+				want = append(want, healthcheck.CheckKey{Addr: a, Check: c})
 			}
 		}
 	}

@@ -14,10 +14,11 @@ See the License for the specific language governing permissions and
 limitations under the License.
 */
 
-package balancer
+package healthcheck
 
 import (
 	"context"
+	"github.com/portico-dev/portico/gatewaypod/balancer"
 	"io"
 	"math/rand/v2"
 	"net"
@@ -67,7 +68,7 @@ type HealthEvent struct {
 // gets traffic at once, as it would without checks) and the first probe
 // runs immediately.
 type Checkers struct {
-	reg      *Registry
+	reg      *balancer.Registry
 	client   *http.Client
 	dialer   net.Dialer
 	onChange func(HealthEvent)
@@ -78,7 +79,7 @@ type Checkers struct {
 
 // NewCheckers returns a Checkers marking endpoints of reg. onChange, when
 // not nil, is called (from the checker's goroutine) on every state change.
-func NewCheckers(reg *Registry, onChange func(HealthEvent)) *Checkers {
+func NewCheckers(reg *balancer.Registry, onChange func(HealthEvent)) *Checkers {
 	tr := &http.Transport{
 		Proxy:              nil,
 		DisableKeepAlives:  true, // every probe opens a connection: that is what is being checked
@@ -157,8 +158,8 @@ type checker struct {
 	done   chan struct{}
 
 	mu        sync.Mutex
-	down      bool      // reported unhealthy
-	ep        *Endpoint // whose unhealthy count holds our mark while down
+	down      bool               // reported unhealthy
+	ep        *balancer.Endpoint // whose unhealthy count holds our mark while down
 	successes int
 	failures  int
 }
@@ -200,7 +201,7 @@ func (ck *checker) halt() {
 	ck.mu.Lock()
 	defer ck.mu.Unlock()
 	if ck.down && ck.ep != nil {
-		ck.ep.unhealthy.Add(-1)
+		ck.ep.CheckRecovered()
 	}
 	ck.down, ck.ep = false, nil
 }
@@ -212,8 +213,7 @@ func (ck *checker) record(err error) {
 	cur := ck.cs.reg.Endpoint(ck.key.Addr)
 	ck.mu.Lock()
 	if ck.down && ck.ep != cur {
-		ck.ep.unhealthy.Add(-1)
-		cur.unhealthy.Add(1)
+		cur.TakeCheckMark(ck.ep)
 	}
 	ck.ep = cur
 	changed := false
@@ -223,15 +223,14 @@ func (ck *checker) record(err error) {
 		ck.successes++
 		if ck.down && ck.successes >= max(c.Healthy, 1) {
 			ck.down, changed = false, true
-			cur.unhealthy.Add(-1)
+			cur.CheckRecovered()
 		}
 	} else {
 		ck.successes = 0
 		ck.failures++
 		if !ck.down && ck.failures >= max(c.Unhealthy, 1) {
 			ck.down, changed = true, true
-			cur.unhealthy.Add(1)
-			cur.activeEjections.Add(1)
+			cur.CheckFailed()
 		}
 	}
 	healthy := !ck.down

@@ -14,10 +14,11 @@ See the License for the specific language governing permissions and
 limitations under the License.
 */
 
-package balancer
+package healthcheck
 
 import (
 	"context"
+	"github.com/portico-dev/portico/gatewaypod/balancer"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -68,7 +69,7 @@ func waitEvent(t *testing.T, ch <-chan HealthEvent) HealthEvent {
 
 func TestCheckerFlipsWithThresholds(t *testing.T) {
 	f := newFlappy(t)
-	reg := NewRegistry(PassiveHealth{})
+	reg := balancer.NewRegistry(balancer.PassiveHealth{})
 	events := make(chan HealthEvent, 8)
 	cs := NewCheckers(reg, func(ev HealthEvent) { events <- ev })
 	defer cs.Close()
@@ -100,7 +101,7 @@ func TestCheckerFlipsWithThresholds(t *testing.T) {
 	other := reg.Endpoint("10.0.0.9:80")
 	p := reg.Pool("b", []string{f.addr(), other.Addr}, nil)
 	for range 4 {
-		if i := (RoundRobin{}).Select(p, nil); p.Endpoints[i] != other {
+		if i := (balancer.RoundRobin{}).Select(p, nil); p.Endpoints[i] != other {
 			t.Fatalf("round robin chose the unhealthy endpoint")
 		}
 	}
@@ -135,7 +136,7 @@ func TestCheckerTCP(t *testing.T) {
 	_, livePort, _ := net.SplitHostPort(live.addr())
 	port, _ := strconv.Atoi(livePort)
 
-	reg := NewRegistry(PassiveHealth{})
+	reg := balancer.NewRegistry(balancer.PassiveHealth{})
 	events := make(chan HealthEvent, 8)
 	cs := NewCheckers(reg, func(ev HealthEvent) { events <- ev })
 	defer cs.Close()
@@ -163,7 +164,7 @@ func TestProbeStatuses(t *testing.T) {
 			w.Header().Set("Location", "/elsewhere")
 			w.WriteHeader(code)
 		}))
-		cs := NewCheckers(NewRegistry(PassiveHealth{}), nil)
+		cs := NewCheckers(balancer.NewRegistry(balancer.PassiveHealth{}), nil)
 		err := cs.probe(context.Background(), CheckKey{Addr: srv.Listener.Addr().String(), Check: Check{Path: "/", Timeout: time.Second}})
 		srv.Close()
 		if (err == nil) != healthy {
