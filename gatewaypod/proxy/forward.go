@@ -313,6 +313,11 @@ func readResponseHeader(pc *upConn, hdr http.Header) (rs responseState, err erro
 		}
 		v := bytes.TrimLeft(line[colon+1:], " \t")
 		v = bytes.TrimRight(v, " \t")
+		if !validFieldValue(v) {
+			// A control byte would be relayed to the client as is, and
+			// the client could not parse the response (RFC 9110 §5.5).
+			return rs, errors.New("malformed header value")
+		}
 		switch key {
 		case "Content-Length":
 			// 1*DIGIT only (RFC 9110 §8.6): ParseInt would take "+0", and the
@@ -560,4 +565,14 @@ func allDigits(b []byte) bool {
 		}
 	}
 	return len(b) > 0
+}
+
+// validFieldValue reports whether v holds no control byte other than HTAB.
+func validFieldValue(v []byte) bool {
+	for _, c := range v {
+		if c < ' ' && c != '\t' || c == 0x7f {
+			return false
+		}
+	}
+	return true
 }
