@@ -72,8 +72,8 @@ test: k8s-assets verify-generated verify-config vet build ## Install the test co
 	$(GO) test -race -count=1 ./gatewaypod/...
 	# One package at a time: the envtest and e2e suites each run a control plane.
 	GATEWAYPOD_BIN=$(LOCALBIN)/gatewaypod $(GO) test -p 1 -count=1 -timeout 30m ./...
-	# The attacks again against the opt-in fast HTTP/1.1 server of the plain listener.
-	PORTICO_HTTP1_SERVER=portico GATEWAYPOD_BIN=$(LOCALBIN)/gatewaypod $(GO) test -count=1 ./test/hostile
+	# The attacks again against net/http alone on the plain listener (--http1-server=stdlib).
+	PORTICO_HTTP1_SERVER=stdlib GATEWAYPOD_BIN=$(LOCALBIN)/gatewaypod $(GO) test -count=1 ./test/hostile
 	# Short fuzz runs last (seed corpora already ran as plain tests above): they
 	# open connections by the thousand, and the TIME_WAIT entries they leave
 	# must not starve envtest's port picking. Longer: `make fuzz FUZZTIME=10m`.

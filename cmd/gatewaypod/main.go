@@ -53,6 +53,7 @@ import (
 	"github.com/portico-dev/portico/gatewaypod/podflags"
 	"github.com/portico-dev/portico/gatewaypod/podstatus"
 	"github.com/portico-dev/portico/gatewaypod/proxy"
+	"github.com/portico-dev/portico/gatewaypod/rawconn"
 	"github.com/portico-dev/portico/gatewaypod/router"
 	"github.com/portico-dev/portico/gatewaypod/snapshot"
 	"github.com/portico-dev/portico/gatewaypod/source"
@@ -252,6 +253,13 @@ func run(ctx context.Context, args []string, logOut io.Writer) error {
 			}
 			return fail("Listen failed", err, "address", flags.HTTPSAddress)
 		}
+	}
+
+	// Client connections read and write with raw system calls (see
+	// package rawconn); TLS runs on top of them.
+	httpLn = rawconn.Listener(httpLn)
+	if httpsLn != nil {
+		httpsLn = rawconn.Listener(httpsLn)
 	}
 
 	var draining atomic.Bool

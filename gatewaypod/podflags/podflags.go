@@ -38,12 +38,11 @@ const (
 	DefaultTLSDir = "/etc/portico/tls"
 )
 
-// Flags configures one gatewaypod process.
 // The --http1-server choices.
 const (
 	HTTP1ServerPortico = "portico"
 	HTTP1ServerStdlib  = "stdlib"
-	DefaultHTTP1Server = HTTP1ServerStdlib
+	DefaultHTTP1Server = HTTP1ServerPortico
 )
 
 // UseFastServer reports whether the plain listener runs proxy.FastServer.
@@ -55,6 +54,7 @@ func (f *Flags) UseFastServer() bool {
 	return s == HTTP1ServerPortico
 }
 
+// Flags configures one gatewaypod process.
 type Flags struct {
 	// HTTPAddress is where the proxy listens for client traffic. The
 	// Deployment passes "$(POD_IP):8080" so several fake pods can share one
@@ -301,7 +301,7 @@ func Parse(args []string) (Flags, error) {
 	fs.DurationVar(&f.ClientIdleTimeout, "client-idle-timeout", 0, "close idle client keep-alive connections after (0: 120s)")
 	fs.IntVar(&f.MaxHeaderBytes, "max-header-bytes", 0, "largest request header accepted (0: 64 KiB)")
 	fs.Int64Var(&f.MaxBodyBytes, "max-body-bytes", 0, "largest request body accepted, 413 above (0: no limit)")
-	fs.StringVar(&f.HTTP1Server, "http1-server", "", "HTTP/1.1 server of the plain listener: stdlib (net/http) or portico (opt-in fast path: half the idle memory, does not yet notice a client leaving mid-request) (empty: "+DefaultHTTP1Server+")")
+	fs.StringVar(&f.HTTP1Server, "http1-server", "", "HTTP/1.1 server of the plain listener: portico (own loop for plain requests, net/http for the rest; half the idle memory) or stdlib (net/http for everything) (empty: "+DefaultHTTP1Server+")")
 	fs.StringVar(&f.AdminAddress, "admin-address", "", "address for /debug/snapshot and optional pprof (empty: off)")
 	fs.BoolVar(&f.EnablePprof, "enable-pprof", false, "serve /debug/pprof/ on --admin-address")
 	fs.StringVar(&f.HTTPSAddress, "https-address", "", "address for TLS client traffic, HTTP/1.1 and HTTP/2 (empty: off)")

@@ -55,6 +55,29 @@ type attempt struct {
 	log *accessEntry
 }
 
+// replyAwaiter is a connection whose next Write can also wait for the
+// reply (rawconn.Conn).
+type replyAwaiter interface{ AwaitReplyAfterWrite() }
+
+// armReadTimeout sets pc's read deadline for the response.
+//
+// Re-arming a deadline touches a runtime timer; on a busy keep-alive
+// connection do it at most every readTimeout/64 (about 1 s for the
+// default), so the effective timeout is within 2 % of the configured one.
+// A cancellation sets a past deadline and closes the connection, so a stale
+// deadline is never relied on. Routes may differ in timeout: a connection
+// armed for another one is re-armed.
+func (a *attempt) armReadTimeout(pc *upConn) {
+	rt := a.readTimeout
+	if rt <= 0 {
+		return
+	}
+	if now := time.Now(); pc.armedFor != rt || now.Sub(pc.armedAt) > rt/64 {
+		pc.armedAt, pc.armedFor = now, rt
+		_ = pc.conn.SetReadDeadline(now.Add(rt))
+	}
+}
+
 // failure classifies an attempt that produced no response for the client.
 type failure struct {
 	err error
@@ -113,7 +136,11 @@ func (a *attempt) run(h *upstreamHost) (int, error) {
 func (a *attempt) exchange(ctx context.Context, pc *upConn) (code int, err error) {
 	p := a.p
 	stop := neverStopped
-	if ctx.Done() != nil { // a context that can end aborts the exchange
+	if uw, ok := ctx.Value(upstreamWatchKey{}).(upstreamWatcher); ok {
+		// The fast path's client connection interrupts the exchange.
+		uw.watchUpstream(pc.conn)
+		stop = uw.unwatchUpstream
+	} else if ctx.Done() != nil { // a context that can end aborts the exchange
 		stop = context.AfterFunc(ctx, func() { _ = pc.conn.SetDeadline(aLongTimeAgo) })
 	}
 	reusable := false
@@ -125,22 +152,19 @@ func (a *attempt) exchange(ctx context.Context, pc *upConn) (code int, err error
 		pc.host.put(pc)
 	}()
 
+	if !a.hasBody {
+		// The response timeout runs from the request's send, and the
+		// write also waits for the reply where the connection can.
+		a.armReadTimeout(pc)
+		if aw, ok := pc.conn.(replyAwaiter); ok {
+			aw.AwaitReplyAfterWrite()
+		}
+	}
 	if err := a.writeRequest(pc); err != nil {
 		return 0, err
 	}
-
-	if rt := a.readTimeout; rt > 0 {
-		// Re-arming a deadline touches a runtime timer; on a busy
-		// keep-alive connection do it at most every readTimeout/64 (about 1 s
-		// for the default), so the effective timeout is within 2 % of the
-		// configured one. A cancellation sets a past deadline and closes the
-		// connection, so a stale deadline is never relied on.
-		// Routes may differ in timeout: a connection armed for another one
-		// is re-armed.
-		if now := time.Now(); pc.armedFor != rt || now.Sub(pc.armedAt) > rt/64 {
-			pc.armedAt, pc.armedFor = now, rt
-			_ = pc.conn.SetReadDeadline(now.Add(rt))
-		}
+	if a.hasBody {
+		a.armReadTimeout(pc) // the wait for the response starts after the body
 	}
 	hdr := a.w.Header()
 	var rs responseState

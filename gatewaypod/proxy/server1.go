@@ -50,9 +50,13 @@ import (
 // exactly as before: the fast path only ever accepts a strict subset of
 // what net/http accepts.
 //
-// What the fast path does not do: it does not watch an idle client while a
-// handler runs (net/http's background read), so a client that goes away
-// mid-request is noticed when its response is written, not before.
+// A client that goes away while its request is at the upstream is noticed
+// by a watcher rather than by a read per request (net/http's background
+// read costs a goroutine wake-up and a system call per request): every
+// clientWatchInterval it peeks at the sockets of requests that were
+// already in flight at its previous round; a closed or reset one cancels
+// the request (the upstream exchange ends, 499). So a request longer than
+// one interval learns of its client leaving within two.
 type FastServer struct {
 	Handler           http.Handler
 	ReadHeaderTimeout time.Duration
@@ -61,14 +65,19 @@ type FastServer struct {
 	// Handler, timeouts and MaxHeaderBytes should match the fields above.
 	Fallback *http.Server
 
-	mu       sync.Mutex
-	ln       net.Listener
-	conns    map[*fastConn]struct{}
-	closing  atomic.Bool
-	handoff  *handoffListener
-	wg       sync.WaitGroup
-	fallback chan error
+	mu        sync.Mutex
+	ln        net.Listener
+	conns     map[*fastConn]struct{}
+	closing   atomic.Bool
+	handoff   *handoffListener
+	wg        sync.WaitGroup
+	fallback  chan error
+	stopWatch chan struct{}
 }
+
+// clientWatchInterval is the period of the watcher of in-flight requests'
+// clients.
+var clientWatchInterval = 250 * time.Millisecond
 
 // fastBufSize bounds the header block the fast path parses; a larger one
 // goes to net/http, which enforces MaxHeaderBytes (431).
@@ -82,8 +91,10 @@ func (s *FastServer) Serve(ln net.Listener) error {
 	s.conns = make(map[*fastConn]struct{})
 	s.handoff = &handoffListener{addr: ln.Addr(), ch: make(chan net.Conn), done: make(chan struct{})}
 	s.fallback = make(chan error, 1)
+	s.stopWatch = make(chan struct{})
 	s.mu.Unlock()
 	go func() { s.fallback <- s.Fallback.Serve(s.handoff) }()
+	go s.watchClients(s.stopWatch)
 	connCtx := context.WithValue(context.Background(), http.ServerContextKey, s.Fallback)
 	var delay time.Duration
 	for {
@@ -114,6 +125,46 @@ func (s *FastServer) Serve(ln net.Listener) error {
 	}
 }
 
+// stopWatching ends watchClients; s.mu is held.
+func (s *FastServer) stopWatching() {
+	if s.stopWatch != nil {
+		close(s.stopWatch)
+		s.stopWatch = nil
+	}
+}
+
+// watchClients checks, every clientWatchInterval, the clients of the
+// requests that were already in flight at the previous round, and cancels
+// those whose client closed or reset the connection.
+func (s *FastServer) watchClients(stop <-chan struct{}) {
+	t := time.NewTicker(clientWatchInterval)
+	defer t.Stop()
+	var long []*fastConn
+	for {
+		select {
+		case <-stop:
+			return
+		case <-t.C:
+		}
+		long = long[:0]
+		s.mu.Lock()
+		for fc := range s.conns {
+			seq := fc.busySeq.Load()
+			if seq != 0 && seq == fc.watchSeen {
+				long = append(long, fc)
+			}
+			fc.watchSeen = seq
+		}
+		s.mu.Unlock()
+		for _, fc := range long {
+			if fc.clientLeft() {
+				fc.abort()
+			}
+		}
+		clear(long)
+	}
+}
+
 // isTemporary reports accept errors worth retrying, as net/http does
 // (EMFILE and the like are Temporary).
 func isTemporary(err error) bool {
@@ -129,6 +180,7 @@ func isTemporary(err error) bool {
 func (s *FastServer) Shutdown(ctx context.Context) error {
 	s.closing.Store(true)
 	s.mu.Lock()
+	s.stopWatching()
 	var lerr error
 	if s.ln != nil {
 		lerr = s.ln.Close()
@@ -165,6 +217,7 @@ func (s *FastServer) Shutdown(ctx context.Context) error {
 func (s *FastServer) Close() error {
 	s.closing.Store(true)
 	s.mu.Lock()
+	s.stopWatching()
 	if s.ln != nil {
 		s.ln.Close()
 	}
@@ -235,11 +288,24 @@ type fastConn struct {
 
 	mu   sync.Mutex
 	idle bool // waiting for the next request: Shutdown may close it
+	// upstream is the connection the current request waits on (set by the
+	// forwarder through upstreamWatcher); aborted: the client left.
+	upstream net.Conn
+	aborted  bool
+	cancel   context.CancelFunc // ends the requests' context
 
-	raw       syscall.RawConn // nil: wait for requests holding the buffer
-	peekFn    func(uintptr) bool
-	peekFirst bool
-	peekErr   error
+	// busySeq is the number of the request being handled, 0 between
+	// requests; watchSeen is what watchClients saw at its last round
+	// (touched by it only, under srv.mu).
+	busySeq   atomic.Uint64
+	seq       uint64
+	watchSeen uint64
+
+	raw         syscall.RawConn
+	fdr         fdReader
+	exit        int  // how onReadable left the connection
+	first       bool // the connection's first request
+	headerArmed bool // the header timeout runs for the current request
 	// values holds the header values of the previous request by name: a
 	// client repeats them, and a repeated one costs no allocation.
 	values   map[string]string
@@ -279,23 +345,29 @@ func (fc *fastConn) wakeIfIdle() {
 func (fc *fastConn) serve(base context.Context) {
 	s := fc.srv
 	handedOff := false
-	// The request context is never cancelled (there is no background read
-	// to notice a client leaving): the handler sees a write error instead,
-	// and skips the cancellation plumbing a cancellable context costs.
 	ctx := context.WithValue(base, http.LocalAddrContextKey, fc.conn.LocalAddr())
+	// One cancellable context for the connection's requests: watchClients
+	// cancels it when the client leaves, which also ends the connection.
+	ctx, fc.cancel = context.WithCancel(context.WithValue(ctx, upstreamWatchKey{}, upstreamWatcher(fc)))
+	defer fc.cancel()
 	defer func() {
+		// Out of the server's set before the descriptor closes.
+		s.mu.Lock()
+		delete(s.conns, fc)
+		s.mu.Unlock()
 		if !handedOff {
 			fc.conn.Close()
 		}
 		fc.releaseReader()
-		s.mu.Lock()
-		delete(s.conns, fc)
-		s.mu.Unlock()
 		s.wg.Done()
 	}()
-	if sc, ok := fc.conn.(syscall.Conn); ok {
+	if sc, ok := fc.conn.(syscall.Conn); ok && fastPathSupported {
 		fc.raw, _ = sc.SyscallConn()
-		fc.peekFn = fc.peek
+	}
+	if fc.raw == nil {
+		// No descriptor to drive: net/http serves the connection.
+		handedOff = s.handoff.give(fc.conn)
+		return
 	}
 	fc.values = make(map[string]string, 8)
 	fc.tmpl = *(&http.Request{}).WithContext(ctx)
@@ -303,42 +375,94 @@ func (fc *fastConn) serve(base context.Context) {
 	fc.tmpl.RemoteAddr = fc.conn.RemoteAddr().String()
 	fc.w.conn = fc
 	fc.w.hdr = make(http.Header, 8)
+	fc.fdr.fc = fc
 
-	for first := true; ; first = false {
-		// Wait for the first byte: the idle timeout between requests, the
-		// header timeout for the first one. Armed before the connection
-		// counts as idle, so Shutdown's wake-up deadline is not overwritten.
-		wait := s.IdleTimeout
-		if first || wait <= 0 {
-			wait = s.ReadHeaderTimeout
+	// The header timeout counts from the connection's start.
+	fc.first = true
+	fc.headerArmed = true
+	fc.arm(s.ReadHeaderTimeout)
+	if !fc.setIdle(true) {
+		return
+	}
+	// One RawConn.Read for the connection's life: onReadable runs whenever
+	// the poller reports the client readable and returns false to wait
+	// again. Staying inside it keeps the poller's readiness armed between
+	// requests, so a request that arrived while the previous response was
+	// being produced is not lost, and a connection is never read just to
+	// learn that nothing came (nginx's event loop, in one goroutine per
+	// connection). It returns once the connection ends or is handed over;
+	// a wait that fails (timeout, Shutdown's wake-up, close) ends it too.
+	_ = fc.raw.Read(fc.onReadable)
+	if fc.exit == exitHandOff {
+		handedOff = fc.handOff()
+	}
+}
+
+// How the fast path leaves a connection.
+const (
+	exitClose = iota
+	exitHandOff
+)
+
+// onReadable reads and serves every complete request the client has sent,
+// then waits for more (false) or ends the connection (true, fc.exit says
+// how). fd is the client socket.
+func (fc *fastConn) onReadable(fd uintptr) bool {
+	fc.fdr.fd = fd
+	if !fc.setIdle(false) {
+		fc.exit = exitClose
+		return true
+	}
+	for {
+		fc.acquireReader()
+		end, st := fc.readHeaderBlock()
+		switch st {
+		case blockPartial:
+			return false // the rest of the header block is on its way
+		case blockEnded:
+			fc.exit = exitClose
+			return true // timeout, EOF or error mid-header: net/http closes too
+		case blockOdd:
+			fc.exit = exitHandOff
+			return true
 		}
-		fc.arm(wait)
-		if !fc.setIdle(true) {
-			return
-		}
-		err := fc.waitRequest()
-		if !fc.setIdle(false) || err != nil {
-			return
-		}
-		end, ok := fc.readHeaderBlock(first)
-		if end < 0 {
-			return // timeout, EOF or error mid-header: net/http closes too
-		}
-		if ok {
-			ok = fc.parse(end)
-		}
-		if !ok {
-			handedOff = fc.handOff()
-			return
+		if !fc.parse(end) {
+			fc.exit = exitHandOff
+			return true
 		}
 		// The read deadline stays: the handler does not read from the
 		// client (the fast path takes no request body).
 		if _, err := fc.br.Discard(end); err != nil {
-			return
+			fc.exit = exitClose
+			return true
 		}
 		if !fc.handle() {
-			return
+			fc.exit = exitClose
+			return true
 		}
+
+		// The next request: the idle timeout until its first byte, the
+		// header timeout from then on.
+		fc.first = false
+		fc.headerArmed = false
+		wait := fc.srv.IdleTimeout
+		if wait <= 0 {
+			wait = fc.srv.ReadHeaderTimeout
+		}
+		fc.arm(wait)
+		if fc.br.Buffered() > 0 || fc.fdr.filled {
+			// Pipelined bytes, or the last read filled the buffer (the
+			// socket may hold more, and no new readiness will say so).
+			continue
+		}
+		// The last read was short: the socket was drained then, and
+		// anything after it raises readiness. Wait holding no buffer.
+		fc.releaseReader()
+		if !fc.setIdle(true) {
+			fc.exit = exitClose
+			return true
+		}
+		return false
 	}
 }
 
@@ -361,45 +485,27 @@ func (fc *fastConn) arm(d time.Duration) {
 	_ = fc.conn.SetReadDeadline(now.Add(d))
 }
 
-// waitRequest waits until the client sends the next request. With nothing
-// buffered, it waits without holding the read buffer (it goes back to the
-// pool), so an idle keep-alive connection holds no buffer at all.
-func (fc *fastConn) waitRequest() error {
-	if fc.br != nil && fc.br.Buffered() > 0 {
-		return nil
-	}
-	if fc.raw != nil {
-		fc.releaseReader()
-		fc.peekFirst, fc.peekErr = true, nil
-		err := fc.raw.Read(fc.peekFn)
-		if err == nil {
-			err = fc.peekErr
-		}
-		if err != nil {
-			return err
-		}
-	}
-	fc.acquireReader()
-	_, err := fc.br.Peek(1)
-	return err
+// fdReader reads the client socket with one read(2) per call from inside
+// the RawConn.Read callback (conn.Read would wait for the read lock the
+// callback holds). EAGAIN surfaces as errWouldBlock.
+type fdReader struct {
+	fc     *fastConn
+	fd     uintptr
+	filled bool // the last read filled the space it was given
 }
 
-// peek is the RawConn.Read callback of waitRequest (a method value made
-// once per connection: no allocation per request).
-func (fc *fastConn) peek(fd uintptr) bool {
-	if !fc.peekFirst {
-		return true // the poller says readable (or the deadline passed)
-	}
-	fc.peekFirst = false
-	ready, err := peekReadable(fd)
-	fc.peekErr = err
-	return ready
+var errWouldBlock = errors.New("would block")
+
+func (r *fdReader) Read(p []byte) (int, error) {
+	n, err := readFD(r.fd, p)
+	r.filled = n == len(p)
+	return n, err
 }
 
 func (fc *fastConn) acquireReader() {
 	if fc.br == nil {
 		fc.br = fastReaders.Get().(*bufio.Reader)
-		fc.br.Reset(fc.conn)
+		fc.br.Reset(&fc.fdr)
 	}
 }
 
@@ -411,34 +517,44 @@ func (fc *fastConn) releaseReader() {
 	}
 }
 
+// What readHeaderBlock found.
+const (
+	blockComplete = iota // a whole header block is buffered
+	blockPartial         // part of one: wait for more
+	blockEnded           // EOF, error or timeout before a complete block
+	blockOdd             // too large, or truncated: for net/http to answer
+)
+
 // readHeaderBlock reads until the buffered bytes hold "\r\n\r\n" and
-// returns the length of the header block; ok is false when the block does
-// not fit the buffer (the fallback then reads it), end < 0 on a read error.
+// returns the length of the header block.
 //
 // The header timeout counts from the connection's start for the first
 // request (armed before waiting), from the first partial read for the
 // others, and is armed once: a client dribbling header lines does not
 // extend it.
-func (fc *fastConn) readHeaderBlock(armed bool) (end int, ok bool) {
+func (fc *fastConn) readHeaderBlock() (end, st int) {
 	for {
 		n := fc.br.Buffered()
 		buf, _ := fc.br.Peek(n)
 		if i := bytes.Index(buf, crlfcrlf); i >= 0 {
-			return i + 4, true
+			return i + 4, blockComplete
 		}
 		if n >= fc.br.Size() {
-			return 0, false
+			return 0, blockOdd
 		}
-		if n > 0 && !armed {
-			armed = true
+		if n > 0 && !fc.headerArmed {
+			fc.headerArmed = true
 			fc.armedFor = 0 // a fresh, exact deadline
 			fc.arm(fc.srv.ReadHeaderTimeout)
 		}
 		if _, err := fc.br.Peek(n + 1); err != nil {
-			if n > 0 && errors.Is(err, io.EOF) {
-				return 0, false // let net/http answer a truncated request
+			switch {
+			case err == errWouldBlock:
+				return 0, blockPartial
+			case n > 0 && errors.Is(err, io.EOF):
+				return 0, blockOdd // let net/http answer a truncated request
 			}
-			return -1, false
+			return 0, blockEnded
 		}
 	}
 }
@@ -706,7 +822,13 @@ func (fc *fastConn) handle() (keep bool) {
 			keep = false
 		}
 	}()
+	fc.seq++
+	fc.busySeq.Store(fc.seq)
 	fc.srv.Handler.ServeHTTP(w, req)
+	fc.busySeq.Store(0)
+	if fc.tmpl.Context().Err() != nil {
+		return false // the client left (watchClients)
+	}
 	if !w.finish() {
 		return false
 	}
@@ -714,6 +836,57 @@ func (fc *fastConn) handle() (keep bool) {
 		return false
 	}
 	return !w.closeAfter && !fc.srv.closing.Load()
+}
+
+// clientLeft reports whether the client closed or reset its connection,
+// looking without consuming: bytes waiting (a pipelined request) mean it
+// is still there.
+func (fc *fastConn) clientLeft() bool {
+	left := false
+	if err := fc.raw.Control(func(fd uintptr) { left = peekClosed(fd) }); err != nil {
+		return true // the descriptor is gone
+	}
+	return left
+}
+
+// abort cancels the current request and interrupts its upstream exchange.
+func (fc *fastConn) abort() {
+	fc.mu.Lock()
+	defer fc.mu.Unlock()
+	fc.aborted = true
+	fc.cancel()
+	if fc.upstream != nil {
+		_ = fc.upstream.SetDeadline(aLongTimeAgo)
+	}
+}
+
+// upstreamWatcher lets the forwarder tell the client connection which
+// upstream connection a request waits on, so a client leaving interrupts
+// it without a context.AfterFunc per request.
+type upstreamWatcher interface {
+	// watchUpstream registers c; unwatchUpstream clears it and reports
+	// false when the exchange was interrupted (c must then be closed).
+	watchUpstream(c net.Conn)
+	unwatchUpstream() bool
+}
+
+type upstreamWatchKey struct{}
+
+func (fc *fastConn) watchUpstream(c net.Conn) {
+	fc.mu.Lock()
+	fc.upstream = c
+	if fc.aborted {
+		_ = c.SetDeadline(aLongTimeAgo)
+	}
+	fc.mu.Unlock()
+}
+
+func (fc *fastConn) unwatchUpstream() bool {
+	fc.mu.Lock()
+	fc.upstream = nil
+	ok := !fc.aborted
+	fc.mu.Unlock()
+	return ok
 }
 
 func (s *FastServer) logf(format string, args ...any) {

@@ -27,6 +27,7 @@ import (
 	"time"
 
 	"github.com/portico-dev/portico/gatewaypod/balancer"
+	"github.com/portico-dev/portico/gatewaypod/rawconn"
 )
 
 // Sizes of the per-connection buffers to an endpoint. Response header lines
@@ -127,6 +128,7 @@ func (h *upstreamHost) get(ctx context.Context, connectTimeout time.Duration) (p
 	if err != nil {
 		return nil, false, err
 	}
+	c = rawconn.Wrap(c) // plain TCP: raw system calls (TLS wraps it)
 	if h.up != nil {
 		if c, err = h.up.dialTLS(ctx, c, d.Timeout); err != nil {
 			return nil, false, err

@@ -167,7 +167,7 @@ func startGateway(t *testing.T, name string, s *snapshot.Snapshot, flags podflag
 	flags.HTTPAddress, flags.HealthAddress, flags.SnapshotFile, flags.Instance = "127.0.0.1:0", "127.0.0.1:0", file, name
 	if flags.HTTP1Server == "" {
 		// make test runs the suite once per HTTP/1.1 server of the plain
-		// listener: the default and PORTICO_HTTP1_SERVER=portico.
+		// listener: the default (portico) and PORTICO_HTTP1_SERVER=stdlib.
 		flags.HTTP1Server = os.Getenv("PORTICO_HTTP1_SERVER")
 	}
 	if flags.HTTPSAddress != "" {
