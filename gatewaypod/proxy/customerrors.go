@@ -63,7 +63,10 @@ func (p *Proxy) errorPages(st *state, d *router.Decision, a *attempt) http.Respo
 			a.log.requestID = id
 		}
 	}
-	return &errorPages{ResponseWriter: w, p: p, st: st, req: req, d: d, f: a.f, ce: ce, backend: b}
+	// Copies of the decision and client facts: pointers to the caller's
+	// would move them to the heap for every request.
+	dc := *d
+	return &errorPages{ResponseWriter: w, p: p, st: st, req: req, d: &dc, f: a.forwardedCopy(), ce: ce, backend: b}
 }
 
 func (e *errorPages) WriteHeader(code int) {
@@ -135,7 +138,7 @@ func (e *errorPages) serve(code int) {
 	out := &http.Request{Method: method, URL: &url.URL{Path: "/"}, Header: h, Host: e.req.Host, RemoteAddr: e.req.RemoteAddr,
 		Proto: "HTTP/1.1", ProtoMajor: 1, ProtoMinor: 1, Body: http.NoBody, RequestURI: "/"}
 	out = out.WithContext(e.req.Context())
-	a := attempt{p: p, w: &fixedStatus{ResponseWriter: w, code: code}, req: out, uri: "/", f: e.f, host: e.req.Host,
+	a := attempt{p: p, w: &fixedStatus{ResponseWriter: w, code: code}, req: out, uri: "/", f: *e.f, host: e.req.Host,
 		readTimeout: p.readTimeout, sendTimeout: p.sendTimeout}
 	ep := t.pool.Endpoints[i]
 	ep.Acquire()

@@ -36,8 +36,9 @@ type attempt struct {
 	p   *Proxy
 	w   http.ResponseWriter
 	req *http.Request
-	uri string // escaped path and query to forward
-	f   *forwarded
+	uri   string // escaped path to forward
+	query string // and its raw query, without "?"
+	f   forwarded
 	// hasBody: the request has a body to stream (it can then not be replayed).
 	hasBody bool
 	// host is the Host header sent upstream: the client's, or the route's
@@ -53,6 +54,14 @@ type attempt struct {
 	setCookie string
 	// log, when set, receives the request id generated for the access log.
 	log *accessEntry
+}
+
+// forwardedCopy returns a copy of a.f for the objects that outlive the
+// attempt (error pages, upgrades): a.f itself then stays on the stack of
+// the request, which costs no allocation.
+func (a *attempt) forwardedCopy() *forwarded {
+	f := a.f
+	return &f
 }
 
 // replyAwaiter is a connection whose next Write can also wait for the
@@ -429,6 +438,10 @@ func (a *attempt) writeRequest(pc *upConn) error {
 	bw.WriteString(req.Method)
 	bw.WriteByte(' ')
 	bw.WriteString(a.uri)
+	if a.query != "" {
+		bw.WriteByte('?')
+		bw.WriteString(a.query)
+	}
 	bw.WriteString(" HTTP/1.1\r\nHost: ")
 	bw.WriteString(a.host)
 	bw.WriteString("\r\n")
@@ -483,9 +496,10 @@ func (a *attempt) writeRequest(pc *upConn) error {
 		bw.WriteString("\r\n")
 	}
 	if a.f.port != 0 && !trusted(hdrXForwardedPort) {
-		var nb [8]byte
 		bw.WriteString("X-Forwarded-Port: ")
-		bw.Write(strconv.AppendInt(nb[:0], int64(a.f.port), 10))
+		// Formatted in bw's own free space: a local array would escape
+		// through bw.Write and cost an allocation per request.
+		bw.Write(strconv.AppendInt(bw.AvailableBuffer(), int64(a.f.port), 10))
 		bw.WriteString("\r\n")
 	}
 	if a.prefix != "" {
@@ -494,9 +508,8 @@ func (a *attempt) writeRequest(pc *upConn) error {
 		bw.WriteString("\r\n")
 	}
 	if rid := req.Header[hdrXRequestID]; len(rid) != 1 || !validRequestID(rid[0]) {
-		var ib [64]byte
-		id := p.requestIDs.appendNext(ib[:0])
 		bw.WriteString("X-Request-Id: ")
+		id := p.requestIDs.appendNext(bw.AvailableBuffer())
 		bw.Write(id)
 		if a.log != nil {
 			a.log.requestID = string(id)
@@ -512,9 +525,8 @@ func (a *attempt) writeRequest(pc *upConn) error {
 		}
 		return nil
 	case req.ContentLength > 0:
-		var nb [20]byte
 		bw.WriteString("Content-Length: ")
-		bw.Write(strconv.AppendInt(nb[:0], req.ContentLength, 10))
+		bw.Write(strconv.AppendInt(bw.AvailableBuffer(), req.ContentLength, 10))
 		bw.WriteString("\r\n\r\n")
 		return a.writeBody(pc, bw, req.ContentLength)
 	default:

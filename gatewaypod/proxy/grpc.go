@@ -93,7 +93,7 @@ func (p *Proxy) serveHTTP2(w http.ResponseWriter, req *http.Request, t *target, 
 	ep := t.pool.Endpoints[i]
 	sw := &statusRecorder{ResponseWriter: w}
 	ut := &upgradeTarget{addr: ep.Addr, backend: t.pool.Name, path: d.Path, raw: fwdPath, query: d.RawQuery,
-		host: a.host, prefix: a.prefix, f: a.f, ep: ep, status: sw, log: a.log, up: t.up, cors: a.cors, setCookie: a.setCookie}
+		host: a.host, prefix: a.prefix, f: a.forwardedCopy(), ep: ep, status: sw, log: a.log, up: t.up, cors: a.cors, setCookie: a.setCookie}
 	if a.log != nil {
 		a.log.endpoint = ep.Addr
 	}

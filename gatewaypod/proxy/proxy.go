@@ -398,18 +398,17 @@ func (p *Proxy) serve(w http.ResponseWriter, req *http.Request, e *accessEntry) 
 		return p.reply(w, http.StatusNotFound, "no route for this host and path"), nil, false
 	}
 	t := p.target(st, &d)
-	f := p.trust.forwarded(req)
-	a := attempt{p: p, w: w, req: req, f: &f, host: req.Host, prefix: d.ForwardedPrefix,
+	a := attempt{p: p, w: w, req: req, f: p.trust.forwarded(req), host: req.Host, prefix: d.ForwardedPrefix,
 		connectTimeout: 0, readTimeout: p.readTimeout, sendTimeout: p.sendTimeout, log: e}
 	if ew := p.errorPages(st, &d, &a); ew != w {
 		w, a.w = ew, ew // custom-http-errors
 	}
 	if e != nil {
-		e.remote, e.backend = f.realIP, t.pool.Name
+		e.remote, e.backend = a.f.realIP, t.pool.Name
 	}
 	maxBody, retries := p.maxBodyBytes, p.retries
 	if r := d.Route; r != nil {
-		if r.Access != nil && !d.Allowed(clientAddr(&f)) {
+		if r.Access != nil && !d.Allowed(clientAddr(&a.f)) {
 			return p.reply(w, http.StatusForbidden, "forbidden"), t, false
 		}
 		if r.CORS != nil {
@@ -432,7 +431,7 @@ func (p *Proxy) serve(w http.ResponseWriter, req *http.Request, e *accessEntry) 
 				maxBody = *l.MaxBodyBytes
 			}
 			if hasRequestLimits(l) {
-				ca := clientAddr(&f).Unmap()
+				ca := clientAddr(&a.f).Unmap()
 				lr, code := p.applyLimits(w, st, r, ca)
 				if code != 0 {
 					return code, t, false
@@ -490,7 +489,7 @@ func (p *Proxy) serve(w http.ResponseWriter, req *http.Request, e *accessEntry) 
 	if t.up != nil && t.up.http2() {
 		return p.serveHTTP2(w, req, t, i, &d, fwdPath, &a), t, false
 	}
-	a.uri = upstreamPath(&d, fwdPath)
+	a.uri, a.query = upstreamPath(&d, fwdPath), d.RawQuery
 	a.hasBody = req.Body != nil && req.Body != http.NoBody && req.ContentLength != 0
 	for tries := 0; ; tries++ {
 		ep, h := t.pool.Endpoints[i], t.hosts[i]
@@ -624,7 +623,7 @@ func (p *Proxy) serveUpgrade(w http.ResponseWriter, req *http.Request, t *target
 	ep := t.pool.Endpoints[i]
 	sw := &statusRecorder{ResponseWriter: w}
 	ut := &upgradeTarget{addr: ep.Addr, backend: t.pool.Name, path: d.Path, raw: fwdPath, query: d.RawQuery,
-		host: a.host, prefix: a.prefix, f: a.f, ep: ep, status: sw, log: a.log, up: t.up}
+		host: a.host, prefix: a.prefix, f: a.forwardedCopy(), ep: ep, status: sw, log: a.log, up: t.up}
 	if a.log != nil {
 		a.log.endpoint = ep.Addr
 	}

@@ -209,14 +209,10 @@ func (p *Proxy) redirect(w http.ResponseWriter, rd *router.RedirectDecision) int
 	return p.reply(w, rd.Code, http.StatusText(rd.Code))
 }
 
-// upstreamPath is the escaped path and query to forward.
+// upstreamPath is the escaped path to forward (the query goes as is).
 func upstreamPath(d *router.Decision, fwdPath string) string {
-	path := fwdPath
 	if d.Rewritten {
-		path = (&url.URL{Path: d.Path}).EscapedPath()
+		return (&url.URL{Path: d.Path}).EscapedPath()
 	}
-	if d.RawQuery != "" {
-		return path + "?" + d.RawQuery
-	}
-	return path
+	return fwdPath
 }

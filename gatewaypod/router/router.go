@@ -444,7 +444,10 @@ func (r *route) matches(path string) bool {
 // normalizeHost lower-cases host and strips a port and a trailing dot, so
 // "Foo.Example.com.:8080" and "foo.example.com" select the same virtual host.
 func normalizeHost(host string) string {
-	if h, _, err := net.SplitHostPort(host); err == nil {
+	if strings.IndexByte(host, ':') < 0 {
+		// No port (what browsers send for 80 and 443): SplitHostPort would
+		// allocate its "missing port" error.
+	} else if h, _, err := net.SplitHostPort(host); err == nil {
 		host = h
 	} else if strings.HasPrefix(host, "[") && strings.HasSuffix(host, "]") {
 		host = host[1 : len(host)-1]
