@@ -33,12 +33,12 @@ var aLongTimeAgo = time.Unix(1, 0)
 
 // attempt is one request sent on one upstream connection.
 type attempt struct {
-	p   *Proxy
-	w   http.ResponseWriter
-	req *http.Request
+	p     *Proxy
+	w     http.ResponseWriter
+	req   *http.Request
 	uri   string // escaped path to forward
 	query string // and its raw query, without "?"
-	f   forwarded
+	f     forwarded
 	// hasBody: the request has a body to stream (it can then not be replayed).
 	hasBody bool
 	// host is the Host header sent upstream: the client's, or the route's
