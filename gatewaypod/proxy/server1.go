@@ -65,19 +65,20 @@ type FastServer struct {
 	// Handler, timeouts and MaxHeaderBytes should match the fields above.
 	Fallback *http.Server
 
-	mu        sync.Mutex
-	ln        net.Listener
-	conns     map[*fastConn]struct{}
-	closing   atomic.Bool
-	handoff   *handoffListener
-	wg        sync.WaitGroup
-	fallback  chan error
-	stopWatch chan struct{}
+	mu         sync.Mutex
+	ln         net.Listener
+	conns      map[*fastConn]struct{}
+	closing    atomic.Bool
+	handoff    *handoffListener
+	wg         sync.WaitGroup
+	fallback   chan error
+	stopWatch  chan struct{}
+	watchEvery time.Duration
 }
 
 // clientWatchInterval is the period of the watcher of in-flight requests'
-// clients.
-var clientWatchInterval = 250 * time.Millisecond
+// clients (a FastServer's watchEvery, when set, replaces it in tests).
+const clientWatchInterval = 250 * time.Millisecond
 
 // fastBufSize bounds the header block the fast path parses; a larger one
 // goes to net/http, which enforces MaxHeaderBytes (431).
@@ -137,7 +138,11 @@ func (s *FastServer) stopWatching() {
 // requests that were already in flight at the previous round, and cancels
 // those whose client closed or reset the connection.
 func (s *FastServer) watchClients(stop <-chan struct{}) {
-	t := time.NewTicker(clientWatchInterval)
+	every := s.watchEvery
+	if every <= 0 {
+		every = clientWatchInterval
+	}
+	t := time.NewTicker(every)
 	defer t.Stop()
 	var long []*fastConn
 	for {

@@ -27,15 +27,16 @@ import (
 	"time"
 )
 
-// startFastProxy serves p through a FastServer on 127.0.0.1.
-func startFastProxy(t *testing.T, p *Proxy) string {
+// startFastProxy serves p through a FastServer on 127.0.0.1 whose client
+// watcher runs every watchEvery.
+func startFastProxy(t *testing.T, p *Proxy, watchEvery time.Duration) string {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
 	s := &FastServer{Handler: p, ReadHeaderTimeout: 5 * time.Second, IdleTimeout: 5 * time.Second,
-		Fallback: &http.Server{Handler: p, ReadHeaderTimeout: 5 * time.Second}}
+		Fallback: &http.Server{Handler: p, ReadHeaderTimeout: 5 * time.Second}, watchEvery: watchEvery}
 	done := make(chan error, 1)
 	go func() { done <- s.Serve(ln) }()
 	t.Cleanup(func() {
@@ -52,8 +53,7 @@ func startFastProxy(t *testing.T, p *Proxy) string {
 // context ends) within two watch intervals; a client that stays gets its
 // slow answer, however many rounds the watcher made meanwhile.
 func TestFastServerClientLeavingCancelsUpstream(t *testing.T) {
-	defer func(d time.Duration) { clientWatchInterval = d }(clientWatchInterval)
-	clientWatchInterval = 100 * time.Millisecond
+	const watchEvery = 100 * time.Millisecond
 
 	ended := make(chan time.Time, 4)
 	b := backendFunc(t, func(w http.ResponseWriter, r *http.Request) {
@@ -70,7 +70,7 @@ func TestFastServerClientLeavingCancelsUpstream(t *testing.T) {
 	})
 	p, _ := newProxyOpts(t, Options{})
 	p.Swap(compile(t, oneRoute("b", addr(b))))
-	front := startFastProxy(t, p)
+	front := startFastProxy(t, p, watchEvery)
 
 	t.Run("client stays", func(t *testing.T) {
 		c, err := net.Dial("tcp", front)
@@ -101,8 +101,8 @@ func TestFastServerClientLeavingCancelsUpstream(t *testing.T) {
 		c.Close()
 		select {
 		case at := <-ended:
-			if d := at.Sub(left); d > 2*clientWatchInterval+200*time.Millisecond {
-				t.Errorf("the upstream exchange ended %v after the client left, want within %v", d, 2*clientWatchInterval)
+			if d := at.Sub(left); d > 2*watchEvery+200*time.Millisecond {
+				t.Errorf("the upstream exchange ended %v after the client left, want within %v", d, 2*watchEvery)
 			}
 		case <-time.After(3 * time.Second):
 			t.Fatal("the upstream exchange still runs 3 s after its client left")
