@@ -88,13 +88,16 @@ type streamHarness struct {
 	front   *httptest.Server
 }
 
-type routeTimeouts struct{ connectMs, readMs, sendMs int }
+// routeTimeouts are the route's timeouts (0: the proxy's) and the proxy's
+// default read timeout (0: DefaultReadTimeout).
+type routeTimeouts struct{ connectMs, readMs, sendMs, proxyReadMs int }
 
 func newStreamHarness(t *testing.T, backend string, to routeTimeouts) *streamHarness {
 	t.Helper()
 	h := &streamHarness{backend: backend, logs: &lockedBuffer{}, access: &lockedBuffer{}}
 	p, err := New(Options{
 		Registerer:    prometheus.NewRegistry(),
+		ReadTimeout:   time.Duration(to.proxyReadMs) * time.Millisecond,
 		PassiveHealth: &balancer.PassiveHealth{MaxFailures: 1, BaseEjection: time.Hour},
 		Logger:        slog.New(slog.NewTextHandler(h.logs, &slog.HandlerOptions{Level: slog.LevelWarn})),
 		AccessLog:     AccessLogOptions{SampleRate: 1, Out: h.access, Fields: []string{"path", "status", "endpoint"}},
@@ -293,7 +296,8 @@ func TestGRPCReadTimeoutMidStream(t *testing.T) {
 
 // The read timeout bounds the silence between messages, not the call: a
 // server stream sending every 300 ms for 3 s with a 1 s read timeout ends
-// normally.
+// normally. The route's timeout wins over the proxy's shorter default (200
+// ms), for the header (sent with the first message) too.
 func TestGRPCLongStreamWithinReadTimeout(t *testing.T) {
 	backend := grpcBackend(t, grpcHandlers{"/t.T/Ticks": func(ss grpc.ServerStream) error {
 		var m string
@@ -311,7 +315,7 @@ func TestGRPCLongStreamWithinReadTimeout(t *testing.T) {
 		}
 		return nil
 	}})
-	h := newStreamHarness(t, backend, routeTimeouts{readMs: 1000, sendMs: 1000})
+	h := newStreamHarness(t, backend, routeTimeouts{readMs: 1000, sendMs: 1000, proxyReadMs: 200})
 	start := time.Now()
 	cs, _ := h.open(t, "/t.T/Ticks")
 	send(t, cs, "go")
