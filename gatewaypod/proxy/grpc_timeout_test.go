@@ -27,6 +27,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -254,44 +255,39 @@ func silentUntilCancelled(done chan struct{}, msgs ...string) func(grpc.ServerSt
 	}
 }
 
-// No response header within the route's read timeout: the client gets
-// DEADLINE_EXCEEDED, the upstream call is cancelled, and the endpoint is
-// charged a failure.
-func TestGRPCReadTimeoutBeforeHeader(t *testing.T) {
-	cancelled := make(chan struct{})
-	backend := grpcBackend(t, grpcHandlers{"/t.T/Silent": silentUntilCancelled(cancelled)})
-	h := newStreamHarness(t, backend, routeTimeouts{readMs: 300})
-	cs, _ := h.open(t, "/t.T/Silent")
-	send(t, cs, "hello")
-	st, took := recvErr(cs)
-	if st.Code() != codes.DeadlineExceeded || !strings.Contains(st.Message(), "proxy-read-timeout") {
-		t.Fatalf("status %v, want DeadlineExceeded naming proxy-read-timeout", st)
+// The route's read timeout bounds the wait for the response header and
+// the silence of a server stream after its first message: the client gets
+// DEADLINE_EXCEEDED (Trailers-Only, or in the trailers after the message it
+// got), the upstream call is cancelled, and the endpoint is charged a
+// failure.
+func TestGRPCReadTimeout(t *testing.T) {
+	tests := map[string]struct {
+		sent     []string // by the server before it goes silent
+		reason   string
+		wantWarn string
+	}{
+		"before the header": {reason: StreamErrorHeaderTimeout, wantWarn: "Upstream request failed"},
+		"mid-stream":        {sent: []string{"first"}, reason: StreamErrorReadTimeout, wantWarn: "Upstream stream timed out"},
 	}
-	within(t, "DeadlineExceeded", took, 300*time.Millisecond)
-	waitClosed(t, "upstream call cancelled", cancelled)
-	h.check(t, 1, StreamErrorHeaderTimeout, http.StatusGatewayTimeout, "Upstream request failed")
-}
-
-// A server stream silent for longer than the read timeout after its first
-// message ends with DEADLINE_EXCEEDED in the trailers: the client keeps
-// the message it got and a proper status.
-func TestGRPCReadTimeoutMidStream(t *testing.T) {
-	cancelled := make(chan struct{})
-	backend := grpcBackend(t, grpcHandlers{"/t.T/Stall": silentUntilCancelled(cancelled, "first")})
-	h := newStreamHarness(t, backend, routeTimeouts{readMs: 300})
-	cs, _ := h.open(t, "/t.T/Stall")
-	send(t, cs, "hello")
-	if err := cs.CloseSend(); err != nil {
-		t.Fatal(err)
+	for name, tc := range tests {
+		t.Run(name, func(t *testing.T) {
+			cancelled := make(chan struct{})
+			backend := grpcBackend(t, grpcHandlers{"/t.T/Stall": silentUntilCancelled(cancelled, tc.sent...)})
+			h := newStreamHarness(t, backend, routeTimeouts{readMs: 300})
+			cs, _ := h.open(t, "/t.T/Stall")
+			send(t, cs, "hello")
+			for _, m := range tc.sent {
+				recv(t, cs, m)
+			}
+			st, took := recvErr(cs)
+			if st.Code() != codes.DeadlineExceeded || !strings.Contains(st.Message(), "proxy-read-timeout") {
+				t.Fatalf("status %v, want DeadlineExceeded naming proxy-read-timeout", st)
+			}
+			within(t, "DeadlineExceeded", took, 300*time.Millisecond)
+			waitClosed(t, "upstream call cancelled", cancelled)
+			h.check(t, 1, tc.reason, http.StatusGatewayTimeout, tc.wantWarn)
+		})
 	}
-	recv(t, cs, "first")
-	st, took := recvErr(cs)
-	if st.Code() != codes.DeadlineExceeded || !strings.Contains(st.Message(), "proxy-read-timeout") {
-		t.Fatalf("status %v, want DeadlineExceeded naming proxy-read-timeout", st)
-	}
-	within(t, "DeadlineExceeded", took, 300*time.Millisecond)
-	waitClosed(t, "upstream call cancelled", cancelled)
-	h.check(t, 1, StreamErrorReadTimeout, http.StatusGatewayTimeout, "Upstream stream timed out")
 }
 
 // The read timeout bounds the silence between messages, not the call: a
@@ -425,14 +421,25 @@ func rawH2Upstream(t *testing.T, then func(fr *http2.Framer, c net.Conn, stream 
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { ln.Close() })
+	var mu sync.Mutex
+	var conns []net.Conn
+	t.Cleanup(func() {
+		ln.Close()
+		mu.Lock()
+		defer mu.Unlock()
+		for _, c := range conns {
+			c.Close()
+		}
+	})
 	go func() {
 		for {
 			c, err := ln.Accept()
 			if err != nil {
 				return
 			}
-			t.Cleanup(func() { c.Close() })
+			mu.Lock()
+			conns = append(conns, c)
+			mu.Unlock()
 			go serveRawH2(c, then)
 		}
 	}()
