@@ -84,8 +84,9 @@ var (
 //     reset whenever a read returns; it covers a silent client and an
 //     upstream that does not take the body (flow control) alike.
 //
-// A timer that fires cancels the upstream request with its cause; the
-// handler goroutine then sees the error and decides what the client gets.
+// A timer that fires aborts the upstream request (see abort) with its
+// cause; the handler goroutine then sees the error and decides what the
+// client gets (bodyFailed, http2Error).
 type h2Stream struct {
 	p        *Proxy
 	ut       *upgradeTarget
@@ -97,7 +98,7 @@ type h2Stream struct {
 	readIdle time.Duration
 	read     *time.Timer // nil when readIdle is 0
 	res      *http.Response
-	body     *sendIdleBody // the request body; nil without one
+	body     *sendIdleBody // the HTTP/2 request body to close on abort; nil without one
 
 	// code, when not 0, is the status recorded for metrics and the access
 	// log instead of the one the client saw first (a stream that broke
@@ -106,7 +107,7 @@ type h2Stream struct {
 }
 
 // newH2Stream prepares the timers of one request and returns the request
-// to hand to the ReverseProxy. The caller must call s.cancel(nil) when done.
+// to hand to the ReverseProxy. The caller must call s.done when done.
 func newH2Stream(p *Proxy, ut *upgradeTarget, req *http.Request, a *attempt) (*h2Stream, *http.Request) {
 	s := &h2Stream{p: p, ut: ut, client: req.Context(), grpc: isGRPC(req), connect: a.connectTimeout, readIdle: a.readTimeout}
 	ctx := context.WithValue(req.Context(), upgradeKey{}, ut)
@@ -129,7 +130,12 @@ func newH2Stream(p *Proxy, ut *upgradeTarget, req *http.Request, a *attempt) (*h
 			})
 			b.t.Stop()
 		}
-		out.Body, s.body = b, b
+		out.Body = b
+		if req.ProtoMajor == 2 {
+			// Closing it only breaks a pipe. An HTTP/1 body's Close waits
+			// for a read in progress, so it is left to net/http.
+			s.body = b
+		}
 	}
 	return s, out
 }
@@ -335,7 +341,7 @@ func (b *sendIdleBody) Close() error {
 func (p *Proxy) rewriteHTTP2(pr *httputil.ProxyRequest) {
 	p.rewriteUpgrade(pr)
 	ut, _ := pr.In.Context().Value(upgradeKey{}).(*upgradeTarget)
-	if ut != nil && ut.stream != nil && ut.stream.body != nil && pr.In.ProtoMajor == 2 && pr.Out.Body != nil {
+	if ut != nil && ut.stream != nil && ut.stream.body != nil && pr.Out.Body != nil {
 		pr.Out.Body = ut.stream.body
 	}
 }
