@@ -27,9 +27,9 @@ var UpstreamGroup = &Group[Upstream]{
 		{Name: "backend-protocol", Validator: vBackendProtocol, Scope: ScopeLocation, Risk: RiskLow,
 			Doc: "HTTP (default; AUTO_HTTP is HTTP), HTTPS (HTTP/1.1 over TLS, see proxy-ssl-*), GRPC (HTTP/2 without TLS, prior knowledge) or GRPCS (HTTP/2 over TLS). gRPC clients reach the gateway over HTTP/2 (TLS with ALPN, or h2c on the plain port). FCGI and AJP are refused."},
 		{Name: "upstream-vhost", Validator: vHostPort, Scope: ScopeLocation, Risk: RiskLow, Doc: "Host header sent upstream."},
-		{Name: "proxy-connect-timeout", Validator: vInt(0, 3600), Scope: ScopeLocation, Risk: RiskLow, Doc: "Seconds to connect upstream."},
-		{Name: "proxy-read-timeout", Validator: vInt(0, 86400), Scope: ScopeLocation, Risk: RiskLow, Doc: "Seconds between two reads from upstream."},
-		{Name: "proxy-send-timeout", Validator: vInt(0, 86400), Scope: ScopeLocation, Risk: RiskLow, Doc: "Seconds between two writes to upstream."},
+		{Name: "proxy-connect-timeout", Validator: vInt(0, 3600), Scope: ScopeLocation, Risk: RiskLow, Doc: "Seconds to connect upstream (GRPC/GRPCS: to open the HTTP/2 connection)."},
+		{Name: "proxy-read-timeout", Validator: vInt(0, 86400), Scope: ScopeLocation, Risk: RiskLow, Doc: "Seconds between two reads from upstream, the response header included. GRPC/GRPCS: the longest silence of the server's stream, not a limit on the call (then grpc-status 4 DEADLINE_EXCEEDED, 504)."},
+		{Name: "proxy-send-timeout", Validator: vInt(0, 86400), Scope: ScopeLocation, Risk: RiskLow, Doc: "Seconds between two writes to upstream. GRPC/GRPCS: the longest silence of the client's stream, not a limit on the call (then the call is cancelled: grpc-status 4, 408)."},
 		{Name: "proxy-next-upstream-tries", Validator: vInt(0, 100), Scope: ScopeLocation, Risk: RiskLow, Doc: "Attempts on further endpoints after a failure; 0 = default."},
 	},
 	parse: func(r *reader) (Upstream, error) {

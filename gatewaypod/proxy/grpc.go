@@ -48,7 +48,7 @@ func isGRPC(req *http.Request) bool {
 
 // grpcStatus maps a status the proxy generates to a gRPC code, as gRPC's
 // HTTP-to-gRPC mapping does (Envoy answers gRPC clients the same way),
-// except that a gateway timeout is DEADLINE_EXCEEDED and a body too large
+// except that a timeout (504, 408) is DEADLINE_EXCEEDED and a body too large
 // is RESOURCE_EXHAUSTED.
 func grpcStatus(code int) int {
 	switch code {
@@ -62,7 +62,7 @@ func grpcStatus(code int) int {
 		return grpcUnimplemented
 	case http.StatusRequestEntityTooLarge:
 		return grpcResourceExhausted
-	case http.StatusGatewayTimeout:
+	case http.StatusGatewayTimeout, http.StatusRequestTimeout:
 		return grpcDeadlineExceeded
 	case http.StatusTooManyRequests, http.StatusBadGateway, http.StatusServiceUnavailable:
 		return grpcUnavailable
@@ -88,8 +88,11 @@ func (p *Proxy) grpcReply(w http.ResponseWriter, code int, msg string) int {
 // httputil.ReverseProxy and the route's pooled transport: bodies stream
 // both ways without buffering, responses are flushed as they come, and
 // trailers (grpc-status, grpc-message) are relayed. A failure becomes a
-// gRPC status for gRPC clients and 502/504 for others.
-func (p *Proxy) serveHTTP2(w http.ResponseWriter, req *http.Request, t *target, i int, d *router.Decision, fwdPath string, a *attempt) int {
+// gRPC status for gRPC clients and 502/504 for others. The route's read
+// and send timeouts bound the silences of the stream, not its length (see
+// h2Stream). It returns the status for metrics and the access log, and
+// whether the client's stream must be reset (it broke after its header).
+func (p *Proxy) serveHTTP2(w http.ResponseWriter, req *http.Request, t *target, i int, d *router.Decision, fwdPath string, a *attempt) (code int, abort bool) {
 	ep := t.pool.Endpoints[i]
 	sw := &statusRecorder{ResponseWriter: w}
 	ut := &upgradeTarget{addr: ep.Addr, backend: t.pool.Name, path: d.Path, raw: fwdPath, query: d.RawQuery,
@@ -100,13 +103,20 @@ func (p *Proxy) serveHTTP2(w http.ResponseWriter, req *http.Request, t *target, 
 	if d.Rewritten {
 		ut.raw = d.Path
 	}
-	// No per-read timeout here: gRPC streams may be long-lived and carry
-	// their own deadlines; the transport bounds the wait for the header.
-	ctx := context.WithValue(req.Context(), upgradeKey{}, ut)
+	s, out := newH2Stream(p, ut, req, a)
+	ut.stream = s
+	defer s.done()
 	ep.Acquire()
 	defer ep.Release()
-	p.http2.ServeHTTP(sw, req.WithContext(ctx))
-	code := sw.status()
+	abort = p.relayHTTP2(sw, out)
+	code = sw.status()
+	if s.code != 0 {
+		code = s.code
+	} else if abort {
+		// Not a failed read of the upstream (bodyFailed sets s.code): the
+		// write to the client failed, so the client is gone.
+		code, ut.failureSeen = StatusClientClosedRequest, true
+	}
 	switch {
 	case ut.failureSeen:
 	case code >= 500:
@@ -114,7 +124,23 @@ func (p *Proxy) serveHTTP2(w http.ResponseWriter, req *http.Request, t *target, 
 	default:
 		ep.ReportSuccess()
 	}
-	return code
+	return code, abort
+}
+
+// relayHTTP2 runs the ReverseProxy and reports whether it aborted the
+// client's stream (http.ErrAbortHandler, after its header was sent), so
+// that the request is counted before the abort goes on to net/http.
+func (p *Proxy) relayHTTP2(w http.ResponseWriter, req *http.Request) (aborted bool) {
+	defer func() {
+		if r := recover(); r != nil {
+			if r != http.ErrAbortHandler {
+				panic(r)
+			}
+			aborted = true
+		}
+	}()
+	p.http2.ServeHTTP(w, req)
+	return false
 }
 
 // modifyHTTP2 decorates a relayed response like the fast path does.
@@ -122,6 +148,9 @@ func (p *Proxy) modifyHTTP2(res *http.Response) error {
 	ut, ok := res.Request.Context().Value(upgradeKey{}).(*upgradeTarget)
 	if !ok {
 		return nil
+	}
+	if ut.stream != nil {
+		ut.stream.gotResponse(res)
 	}
 	if ut.cors != nil {
 		ut.cors.decorate(res.Header)
@@ -160,12 +189,22 @@ func trailersOnlyToTrailers(res *http.Response) {
 
 // http2Error answers when an HTTP/2 upstream could not be reached or broke
 // before its response header: a gRPC status for gRPC clients (14
-// UNAVAILABLE, 4 DEADLINE_EXCEEDED), else 502/504.
+// UNAVAILABLE, 4 DEADLINE_EXCEEDED), else 502/504 (408 when the client's
+// stream stalled).
 func (p *Proxy) http2Error(w http.ResponseWriter, req *http.Request, err error) {
 	ut := req.Context().Value(upgradeKey{}).(*upgradeTarget)
 	ut.failureSeen = true
 	code := http.StatusBadGateway
+	timedOut := ut.stream.timedOut()
 	switch {
+	case timedOut == errStreamReadTimeout:
+		code, err = http.StatusGatewayTimeout, timedOut
+		ut.ep.ReportFailure(time.Now())
+		p.metrics.streamErrs.WithLabelValues(StreamErrorHeaderTimeout).Inc()
+	case timedOut == errStreamSendTimeout:
+		// The client's fault, not the endpoint's.
+		code, err = http.StatusRequestTimeout, timedOut
+		p.metrics.streamErrs.WithLabelValues(StreamErrorSendTimeout).Inc()
 	case req.Context().Err() != nil && !errors.Is(req.Context().Err(), context.DeadlineExceeded):
 		code = StatusClientClosedRequest
 	case errors.Is(err, errUpstreamTLSUnavailable):
@@ -180,10 +219,19 @@ func (p *Proxy) http2Error(w http.ResponseWriter, req *http.Request, err error) 
 		w.WriteHeader(code)
 		return
 	}
-	p.log.Warn("Upstream request failed", "backend", ut.backend, "endpoint", ut.addr, "host", req.Host,
-		"path", req.URL.Path, "status", code, "err", err)
+	if code >= 500 {
+		p.log.Warn("Upstream request failed", "backend", ut.backend, "endpoint", ut.addr, "host", req.Host,
+			"path", req.URL.Path, "status", code, "err", err)
+	}
 	if isGRPC(req) {
-		p.grpcReply(w, code, "upstream unavailable: "+http.StatusText(code))
+		msg := "upstream unavailable: " + http.StatusText(code)
+		switch timedOut {
+		case errStreamReadTimeout:
+			msg = "no upstream response header within proxy-read-timeout"
+		case errStreamSendTimeout:
+			msg = "client sent nothing for longer than proxy-send-timeout"
+		}
+		ut.stream.code = p.grpcReply(w, code, msg) // the client sees 200
 		return
 	}
 	p.reply(w, code, http.StatusText(code))
@@ -211,7 +259,7 @@ func (rt routeTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 // newHTTP2Proxy returns the ReverseProxy of HTTP/2 routes.
 func (p *Proxy) newHTTP2Proxy(rt http.RoundTripper) *httputil.ReverseProxy {
 	return &httputil.ReverseProxy{
-		Rewrite:        p.rewriteUpgrade,
+		Rewrite:        p.rewriteHTTP2,
 		Transport:      rt,
 		BufferPool:     p.buffers,
 		FlushInterval:  -1, // flush every write: gRPC messages must not wait

@@ -96,7 +96,7 @@ func readGRPCMessage(r io.Reader) (string, error) {
 }
 
 // h2cFront serves p with HTTP/1.1 and h2c on 127.0.0.1.
-func h2cFront(t *testing.T, p *Proxy) *httptest.Server {
+func h2cFront(t testing.TB, p *Proxy) *httptest.Server {
 	t.Helper()
 	front := httptest.NewUnstartedServer(p)
 	front.Config.Protocols = h2cProtocols()

@@ -77,6 +77,8 @@ type metrics struct {
 	accessDropped prometheus.Counter
 	// limited counts requests refused by limits, by limitKind.
 	limited [len(limitKinds)]prometheus.Counter
+	// streamErrs counts HTTP/2 upstream streams cut or broken, by reason.
+	streamErrs *prometheus.CounterVec
 
 	mu       sync.Mutex
 	backends map[string]bool // backend label values in use
@@ -113,7 +115,8 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 			Name: MetricAccessLogDropped,
 			Help: "Access log lines dropped because the writer to stdout fell behind.",
 		}),
-		backends: map[string]bool{},
+		streamErrs: newStreamErrors(),
+		backends:   map[string]bool{},
 	}
 	limited := prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: MetricLimitedRequests,
@@ -129,7 +132,7 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 		m.requests[i] = reqs.WithLabelValues(c)
 	}
 	if reg != nil {
-		for _, c := range []prometheus.Collector{reqs, m.swaps, m.duration, m.canary, m.info, m.applied, m.accessDropped, limited} {
+		for _, c := range []prometheus.Collector{reqs, m.swaps, m.duration, m.canary, m.info, m.applied, m.accessDropped, limited, m.streamErrs} {
 			if err := reg.Register(c); err != nil {
 				return nil, err
 			}

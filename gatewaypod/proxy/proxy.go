@@ -487,7 +487,8 @@ func (p *Proxy) serve(w http.ResponseWriter, req *http.Request, e *accessEntry) 
 		req.Body = http.MaxBytesReader(mw, req.Body, maxBody)
 	}
 	if t.up != nil && t.up.http2() {
-		return p.serveHTTP2(w, req, t, i, &d, fwdPath, &a), t, false
+		code, abort := p.serveHTTP2(w, req, t, i, &d, fwdPath, &a)
+		return code, t, abort
 	}
 	a.uri, a.query = upstreamPath(&d, fwdPath), d.RawQuery
 	a.hasBody = req.Body != nil && req.Body != http.NoBody && req.ContentLength != 0
@@ -613,6 +614,8 @@ type upgradeTarget struct {
 	// cors and setCookie decorate responses of HTTP/2 routes.
 	cors      *corsReply
 	setCookie string
+	// stream times a request of an HTTP/2 route; nil for upgrades.
+	stream *h2Stream
 }
 
 // serveUpgrade forwards a protocol upgrade (WebSocket) with

@@ -323,9 +323,12 @@ func (c *upstreamConfig) transport(cfg *tls.Config) *http.Transport {
 	}
 	dialer := c.u.dialer
 	handshakeErrs := c.u.errs.WithLabelValues(ReasonHandshake)
+	dial := func(ctx context.Context, network, addr string) (net.Conn, error) {
+		return dialFor(ctx, dialer).DialContext(ctx, network, addr)
+	}
 	t := &http.Transport{
 		Proxy:                 nil,
-		DialContext:           dialer.DialContext,
+		DialContext:           dial,
 		TLSClientConfig:       cfg,
 		TLSHandshakeTimeout:   dialer.Timeout,
 		Protocols:             protos,
@@ -334,15 +337,19 @@ func (c *upstreamConfig) transport(cfg *tls.Config) *http.Transport {
 		ResponseHeaderTimeout: c.u.readTimeout,
 		DisableCompression:    true,
 	}
+	if c.http2() {
+		t.ResponseHeaderTimeout = 0 // serveHTTP2 applies the route's read timeout
+	}
 	if cfg != nil {
 		// Count failed handshakes: dial and handshake here, so the error is
 		// seen; net/http then speaks the negotiated protocol on the conn.
 		t.DialTLSContext = func(ctx context.Context, network, addr string) (net.Conn, error) {
-			raw, err := dialer.DialContext(ctx, network, addr)
+			d := dialFor(ctx, dialer)
+			raw, err := d.DialContext(ctx, network, addr)
 			if err != nil {
 				return nil, err
 			}
-			tc, err := handshake(ctx, raw, cfg, dialer.Timeout)
+			tc, err := handshake(ctx, raw, cfg, d.Timeout)
 			if err != nil {
 				handshakeErrs.Inc()
 				return nil, err
