@@ -175,6 +175,13 @@ type DefaultsSpec struct {
 	// http2 offers HTTP/2 to TLS clients through ALPN. Default true.
 	// +optional
 	HTTP2 *bool `json:"http2,omitempty"`
+	// http1Server picks the HTTP/1.1 server of the plain listener: Portico
+	// (gatewaypod's own loop for requests without a body, net/http for
+	// everything else; the default) or Stdlib (net/http for every
+	// connection).
+	// +kubebuilder:validation:Enum=Portico;Stdlib
+	// +optional
+	HTTP1Server string `json:"http1Server,omitempty"`
 	// tlsCertificate is a kubernetes.io/tls Secret served to TLS clients
 	// whose server name matches no Ingress host. Without it the first
 	// Ingress certificate is the fallback.

@@ -142,6 +142,12 @@ func (in Instance) Flags() podflags.Flags {
 	if d.HTTP2 != nil && !*d.HTTP2 {
 		f.DisableHTTP2 = true
 	}
+	switch d.HTTP1Server {
+	case "Portico":
+		f.HTTP1Server = podflags.HTTP1ServerPortico
+	case "Stdlib":
+		f.HTTP1Server = podflags.HTTP1ServerStdlib
+	}
 	if a := d.AccessLog; a != nil && a.Mode != "" && a.Mode != "Off" {
 		f.AccessLog = strings.ToLower(a.Mode)
 		if a.SampleRate != "" {

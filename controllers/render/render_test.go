@@ -70,3 +70,21 @@ func TestDeploymentCommandLineRoundTrips(t *testing.T) {
 		}
 	}
 }
+
+// spec.defaults.http1Server reaches the pods' command line, and no value
+// leaves gatewaypod's default.
+func TestHTTP1ServerFlag(t *testing.T) {
+	for in, want := range map[string]string{"": "", "Portico": podflags.HTTP1ServerPortico, "Stdlib": podflags.HTTP1ServerStdlib} {
+		gc := &gatewayv1alpha1.GatewayConfig{ObjectMeta: metav1.ObjectMeta{Name: "gw"},
+			Spec: gatewayv1alpha1.GatewayConfigSpec{Namespace: "edge",
+				Defaults: &gatewayv1alpha1.DefaultsSpec{HTTP1Server: in}}}
+		inst := NewInstance(gc, Params{Namespace: "ops", Image: "img:1"})
+		got, err := podflags.Parse(inst.Deployment(Params{Image: "img:1"}).Spec.Template.Spec.Containers[0].Args)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got.HTTP1Server != want {
+			t.Errorf("http1Server %q: --http1-server=%q, want %q", in, got.HTTP1Server, want)
+		}
+	}
+}
