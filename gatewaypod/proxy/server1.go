@@ -74,6 +74,41 @@ type FastServer struct {
 	fallback   chan error
 	stopWatch  chan struct{}
 	watchEvery time.Duration
+	// parker keeps connections idle for parkAfter without a goroutine
+	// (nil where unsupported); parkAfter, when set, replaces
+	// idleParkAfter in tests.
+	parker    *idleParker
+	parkAfter time.Duration
+}
+
+// idleParkAfter is how long a keep-alive connection waits for its next
+// request with a goroutine of its own before it is parked.
+const idleParkAfter = 2 * time.Second
+
+// idleWait is the wait for the next request on a keep-alive connection
+// before anything happens: the idle timeout, or the parking time when that
+// comes first.
+func (s *FastServer) idleWait() time.Duration {
+	wait := s.idleLimit()
+	if s.parker != nil {
+		park := s.parkAfter
+		if park <= 0 {
+			park = idleParkAfter
+		}
+		if wait <= 0 || park < wait {
+			wait = park
+		}
+	}
+	return wait
+}
+
+// idleLimit is how long a keep-alive connection may wait for its next
+// request (0: forever).
+func (s *FastServer) idleLimit() time.Duration {
+	if s.IdleTimeout > 0 {
+		return s.IdleTimeout
+	}
+	return s.ReadHeaderTimeout
 }
 
 // clientWatchInterval is the period of the watcher of in-flight requests'
@@ -96,6 +131,14 @@ func (s *FastServer) Serve(ln net.Listener) error {
 	s.mu.Unlock()
 	go func() { s.fallback <- s.Fallback.Serve(s.handoff) }()
 	go s.watchClients(s.stopWatch)
+	if p, err := newIdleParker(s); err == nil {
+		s.mu.Lock()
+		s.parker = p
+		s.mu.Unlock()
+		go p.run()
+	} else if fastPathSupported {
+		s.logf("portico: idle connections keep their goroutine: %v", err)
+	}
 	connCtx := context.WithValue(context.Background(), http.ServerContextKey, s.Fallback)
 	var delay time.Duration
 	for {
@@ -193,8 +236,11 @@ func (s *FastServer) Shutdown(ctx context.Context) error {
 	for fc := range s.conns {
 		fc.wakeIfIdle()
 	}
-	h := s.handoff
+	h, pk := s.handoff, s.parker
 	s.mu.Unlock()
+	if pk != nil {
+		pk.close() // and the connections parked there
+	}
 	if h != nil {
 		h.Close()
 	}
@@ -229,8 +275,11 @@ func (s *FastServer) Close() error {
 	for fc := range s.conns {
 		fc.conn.Close()
 	}
-	h := s.handoff
+	h, pk := s.handoff, s.parker
 	s.mu.Unlock()
+	if pk != nil {
+		pk.close()
+	}
 	if h != nil {
 		h.Close()
 	}
@@ -308,9 +357,11 @@ type fastConn struct {
 
 	raw         syscall.RawConn
 	fdr         fdReader
-	exit        int  // how onReadable left the connection
-	first       bool // the connection's first request
-	headerArmed bool // the header timeout runs for the current request
+	exit        int // how onReadable left the connection
+	idleSince   time.Time
+	parkedFD    int32 // the socket, while parked
+	first       bool  // the connection's first request
+	headerArmed bool  // the header timeout runs for the current request
 	// values holds the header values of the previous request by name: a
 	// client repeats them, and a repeated one costs no allocation.
 	values   map[string]string
@@ -349,29 +400,16 @@ func (fc *fastConn) wakeIfIdle() {
 
 func (fc *fastConn) serve(base context.Context) {
 	s := fc.srv
-	handedOff := false
 	ctx := context.WithValue(base, http.LocalAddrContextKey, fc.conn.LocalAddr())
 	// One cancellable context for the connection's requests: watchClients
 	// cancels it when the client leaves, which also ends the connection.
 	ctx, fc.cancel = context.WithCancel(context.WithValue(ctx, upstreamWatchKey{}, upstreamWatcher(fc)))
-	defer fc.cancel()
-	defer func() {
-		// Out of the server's set before the descriptor closes.
-		s.mu.Lock()
-		delete(s.conns, fc)
-		s.mu.Unlock()
-		if !handedOff {
-			fc.conn.Close()
-		}
-		fc.releaseReader()
-		s.wg.Done()
-	}()
 	if sc, ok := fc.conn.(syscall.Conn); ok && fastPathSupported {
 		fc.raw, _ = sc.SyscallConn()
 	}
 	if fc.raw == nil {
 		// No descriptor to drive: net/http serves the connection.
-		handedOff = s.handoff.give(fc.conn)
+		fc.finish(s.handoff.give(fc.conn))
 		return
 	}
 	fc.values = make(map[string]string, 8)
@@ -386,21 +424,69 @@ func (fc *fastConn) serve(base context.Context) {
 	fc.first = true
 	fc.headerArmed = true
 	fc.arm(s.ReadHeaderTimeout)
+	fc.run()
+}
+
+// run serves the connection from this goroutine until it ends, is handed
+// over, or is parked (idle long enough to wait without a goroutine).
+func (fc *fastConn) run() {
 	if !fc.setIdle(true) {
+		fc.finish(false)
 		return
 	}
-	// One RawConn.Read for the connection's life: onReadable runs whenever
-	// the poller reports the client readable and returns false to wait
-	// again. Staying inside it keeps the poller's readiness armed between
-	// requests, so a request that arrived while the previous response was
-	// being produced is not lost, and a connection is never read just to
-	// learn that nothing came (nginx's event loop, in one goroutine per
-	// connection). It returns once the connection ends or is handed over;
-	// a wait that fails (timeout, Shutdown's wake-up, close) ends it too.
-	_ = fc.raw.Read(fc.onReadable)
-	if fc.exit == exitHandOff {
-		handedOff = fc.handOff()
+	// One RawConn.Read for this stretch of the connection's life:
+	// onReadable runs whenever the poller reports the client readable and
+	// returns false to wait again. Staying inside it keeps the poller's
+	// readiness armed between requests, so a request that arrived while
+	// the previous response was being produced is not lost, and a
+	// connection is never read just to learn that nothing came (nginx's
+	// event loop, in one goroutine per connection). It returns once the
+	// connection ends or is handed over; a wait that fails (timeout,
+	// Shutdown's wake-up, close) ends it too, unless it was the wait
+	// between requests reaching the parking time.
+	err := fc.raw.Read(fc.onReadable)
+	switch {
+	case fc.exit == exitHandOff:
+		fc.finish(fc.handOff())
+	case err != nil && fc.parkable(err) && fc.srv.park(fc):
+		// The parker owns the connection now.
+	default:
+		fc.finish(false)
 	}
+}
+
+// finish ends the connection's life in this server: out of the server's
+// set before the descriptor closes (unless net/http has it now).
+func (fc *fastConn) finish(handedOff bool) {
+	s := fc.srv
+	s.mu.Lock()
+	delete(s.conns, fc)
+	s.mu.Unlock()
+	if !handedOff {
+		fc.conn.Close()
+	}
+	fc.releaseReader()
+	if fc.cancel != nil {
+		fc.cancel()
+	}
+	s.wg.Done()
+}
+
+// parkable reports whether the wait that failed with err was the wait
+// between requests reaching its deadline before the idle timeout.
+func (fc *fastConn) parkable(err error) bool {
+	if fc.srv.parker == nil || fc.srv.closing.Load() || !fc.isIdle() || fc.headerArmed {
+		return false
+	}
+	var ne net.Error
+	limit := fc.srv.idleLimit()
+	return errors.As(err, &ne) && ne.Timeout() && (limit <= 0 || time.Since(fc.idleSince) < limit)
+}
+
+func (fc *fastConn) isIdle() bool {
+	fc.mu.Lock()
+	defer fc.mu.Unlock()
+	return fc.idle
 }
 
 // How the fast path leaves a connection.
@@ -450,11 +536,8 @@ func (fc *fastConn) onReadable(fd uintptr) bool {
 		// header timeout from then on.
 		fc.first = false
 		fc.headerArmed = false
-		wait := fc.srv.IdleTimeout
-		if wait <= 0 {
-			wait = fc.srv.ReadHeaderTimeout
-		}
-		fc.arm(wait)
+		fc.idleSince = time.Now()
+		fc.arm(fc.srv.idleWait())
 		if fc.br.Buffered() > 0 || fc.fdr.filled {
 			// Pipelined bytes, or the last read filled the buffer (the
 			// socket may hold more, and no new readiness will say so).
