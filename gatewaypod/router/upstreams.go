@@ -26,9 +26,6 @@ import "github.com/portico-dev/portico/gatewaypod/snapshot"
 func (rt *Router) BackendUpstreams() map[*snapshot.Backend]*snapshot.Upstream {
 	out := map[*snapshot.Backend]*snapshot.Upstream{}
 	addHost := func(vh *vhost) {
-		if vh == nil {
-			return
-		}
 		for i := range vh.routes {
 			r := vh.routes[i].r
 			if r.Upstream == nil {
@@ -40,12 +37,20 @@ func (rt *Router) BackendUpstreams() map[*snapshot.Backend]*snapshot.Upstream {
 			}
 		}
 	}
+	rt.eachHost(addHost)
+	return out
+}
+
+// eachHost calls f with every virtual host (exact, wildcard, catch-all),
+// in no particular order.
+func (rt *Router) eachHost(f func(*vhost)) {
 	for _, vh := range rt.exact {
-		addHost(vh)
+		f(vh)
 	}
 	for _, vh := range rt.wildcard {
-		addHost(vh)
+		f(vh)
 	}
-	addHost(rt.any)
-	return out
+	if rt.any != nil {
+		f(rt.any)
+	}
 }
