@@ -72,22 +72,10 @@ func TestActiveHealthCheckOverUpstreamTLS(t *testing.T) {
 
 	p, front := newProxy(t, nil)
 	p.SetTLSData(data)
-	snap := upstreamRoute("ns/web:443", snapshot.ProtocolHTTPS, &settings, a, b)
 	hc := slowCheck()
 	hc.Path, hc.Host = "/healthz", "health.test"
-	snap.Hosts[0].Routes[0].Backend.HealthCheck = hc
-	if _, err := snapshot.Decode(snapshot.Seal(snap)); err != nil {
-		t.Fatal(err)
-	}
-	p.Swap(compile(t, snap))
-
-	waitFor(t, "b to fail its check and a to pass one", func() bool {
-		ep := p.registry.Lookup(b)
-		return ep != nil && ep.Unhealthy() && probes[0].Load() > 0
-	})
-	if p.registry.Lookup(a).Unhealthy() {
-		t.Fatal("a, whose TLS check passes, is out of rotation")
-	}
+	serveChecked(t, p, upstreamRoute("ns/web:443", snapshot.ProtocolHTTPS, &settings, a, b), hc)
+	waitSplit(t, p, a, b, func() bool { return probes[0].Load() > 0 })
 	got := map[string]int{}
 	for range 10 {
 		resp, body := get(t, front.Client(), front.URL+"/", nil)
@@ -107,55 +95,26 @@ func TestActiveHealthCheckOverUpstreamTLS(t *testing.T) {
 func TestActiveGRPCHealthCheck(t *testing.T) {
 	var calls [2]atomic.Int32 // health calls of the checker seen by a and b
 	server := func(i int, st healthpb.HealthCheckResponse_ServingStatus) string {
-		ln, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		srv := grpc.NewServer(grpc.UnaryInterceptor(func(ctx context.Context, req any, info *grpc.UnaryServerInfo, h grpc.UnaryHandler) (any, error) {
+		hs, addr := grpcHealthServer(t, grpc.UnaryInterceptor(func(ctx context.Context, req any, info *grpc.UnaryServerInfo, h grpc.UnaryHandler) (any, error) {
 			if r, ok := req.(*healthpb.HealthCheckRequest); ok && r.Service == "orders" {
 				calls[i].Add(1)
 			}
 			return h(ctx, req)
 		}))
-		hs := grpchealth.NewServer()
 		hs.SetServingStatus("orders", st)
-		healthpb.RegisterHealthServer(srv, hs)
-		go func() { _ = srv.Serve(ln) }()
-		t.Cleanup(srv.Stop)
-		return ln.Addr().String()
+		return addr
 	}
 	a := server(0, healthpb.HealthCheckResponse_SERVING)
 	b := server(1, healthpb.HealthCheckResponse_NOT_SERVING)
 
-	p, err := New(Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(p.Close)
-	snap := upstreamRoute("ns/grpc:50051", snapshot.ProtocolGRPC, nil, a, b)
+	p, _ := newProxy(t, nil)
 	hc := slowCheck()
 	hc.GRPC, hc.GRPCService = true, "orders"
-	snap.Hosts[0].Routes[0].Backend.HealthCheck = hc
-	if _, err := snapshot.Decode(snapshot.Seal(snap)); err != nil {
-		t.Fatal(err)
-	}
-	p.Swap(compile(t, snap))
-	waitFor(t, "b to fail its check and a to pass one", func() bool {
-		ep := p.registry.Lookup(b)
-		return ep != nil && ep.Unhealthy() && calls[0].Load() > 0
-	})
-	if p.registry.Lookup(a).Unhealthy() {
-		t.Fatal("a, which is SERVING, is out of rotation")
-	}
+	serveChecked(t, p, upstreamRoute("ns/grpc:50051", snapshot.ProtocolGRPC, nil, a, b), hc)
+	waitSplit(t, p, a, b, func() bool { return calls[0].Load() > 0 })
 	before := calls[1].Load()
 
-	front := h2cFront(t, p)
-	conn, err := grpc.NewClient(strings.TrimPrefix(front.URL, "http://"), grpc.WithTransportCredentials(insecure.NewCredentials()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { conn.Close() })
-	client := healthpb.NewHealthClient(conn)
+	client := healthClient(t, p)
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
 	for i := range 10 {
@@ -167,4 +126,55 @@ func TestActiveGRPCHealthCheck(t *testing.T) {
 	if n := calls[1].Load() - before; n > 1 { // at most one probe of b's checker in the meantime
 		t.Errorf("b saw %d calls while out of rotation", n)
 	}
+}
+
+// serveChecked serves snap, whose first route's backend gets check hc.
+func serveChecked(t *testing.T, p *Proxy, snap *snapshot.Snapshot, hc *snapshot.HealthCheck) {
+	t.Helper()
+	snap.Hosts[0].Routes[0].Backend.HealthCheck = hc
+	if _, err := snapshot.Decode(snapshot.Seal(snap)); err != nil {
+		t.Fatal(err)
+	}
+	p.Swap(compile(t, snap))
+}
+
+// waitSplit waits until endpoint bad fails its check and passed says good
+// passed one, then requires good to be in rotation.
+func waitSplit(t *testing.T, p *Proxy, good, bad string, passed func() bool) {
+	t.Helper()
+	waitFor(t, bad+" to fail its check and "+good+" to pass one", func() bool {
+		ep := p.registry.Lookup(bad)
+		return ep != nil && ep.Unhealthy() && passed()
+	})
+	if p.registry.Lookup(good).Unhealthy() {
+		t.Fatalf("%s, whose check passes, is out of rotation", good)
+	}
+}
+
+// grpcHealthServer starts a grpc-go server with the standard health
+// service on 127.0.0.1.
+func grpcHealthServer(t *testing.T, opts ...grpc.ServerOption) (*grpchealth.Server, string) {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := grpc.NewServer(opts...)
+	hs := grpchealth.NewServer()
+	healthpb.RegisterHealthServer(srv, hs)
+	go func() { _ = srv.Serve(ln) }()
+	t.Cleanup(srv.Stop)
+	return hs, ln.Addr().String()
+}
+
+// healthClient is a grpc-go Health client through an h2c front of p.
+func healthClient(t *testing.T, p *Proxy) healthpb.HealthClient {
+	t.Helper()
+	front := h2cFront(t, p)
+	conn, err := grpc.NewClient(strings.TrimPrefix(front.URL, "http://"), grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { conn.Close() })
+	return healthpb.NewHealthClient(conn)
 }
