@@ -118,7 +118,11 @@ type GRPCStatusError struct {
 }
 
 func (e *GRPCStatusError) Error() string {
-	if e.Code != "0" {
+	switch e.Code {
+	case "":
+		return "grpc health check: the answer has no grpc-status"
+	case "0":
+	default:
 		return "grpc health check: grpc-status " + e.Code + " " + strconv.Quote(e.Message)
 	}
 	return "grpc health check: serving status " + strconv.FormatUint(e.Serving, 10) + ", not SERVING"

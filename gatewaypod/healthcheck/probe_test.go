@@ -70,7 +70,7 @@ type pki struct {
 	client, stranger    tls.Certificate
 }
 
-func newPKI(t *testing.T) *pki {
+func newPKI(t testing.TB) *pki {
 	p := &pki{
 		ca:       testcerts.New(t, nil, testcerts.Options{CA: true, CommonName: "upstream-ca"}),
 		other:    testcerts.New(t, nil, testcerts.Options{CA: true, CommonName: "other-ca"}),
@@ -97,7 +97,7 @@ type tlsHealth struct {
 	host, sni atomic.Value
 }
 
-func newTLSHealth(t *testing.T, p *pki, clientCA *testcerts.Cert) *tlsHealth {
+func newTLSHealth(t testing.TB, p *pki, clientCA *testcerts.Cert) *tlsHealth {
 	b := &tlsHealth{}
 	b.code.Store(http.StatusOK)
 	b.host.Store("")
@@ -222,7 +222,7 @@ func TestProbeAcceptedStatus(t *testing.T) {
 
 // grpcHealth starts a grpc-go server with the standard health service, in
 // plain text (h2c) or with TLS (creds).
-func grpcHealth(t *testing.T, creds credentials.TransportCredentials) (*health.Server, string) {
+func grpcHealth(t testing.TB, creds credentials.TransportCredentials) (*health.Server, string) {
 	var opts []grpc.ServerOption
 	if creds != nil {
 		opts = append(opts, grpc.Creds(creds))
@@ -310,5 +310,42 @@ func TestGRPCMessages(t *testing.T) {
 		if (err != nil) != tc.wantErr || err == nil && got != tc.want {
 			t.Errorf("%s: status %d, error %v; want %d, error %v", name, got, err, tc.want, tc.wantErr)
 		}
+	}
+}
+
+// BenchmarkProbe measures one probe of each kind against a local server:
+// its latency and what it allocates (a connection, and a handshake with TLS).
+func BenchmarkProbe(b *testing.B) {
+	p := newPKI(b)
+	plain := httptest.NewServer(http.HandlerFunc(func(http.ResponseWriter, *http.Request) {}))
+	b.Cleanup(plain.Close)
+	secure := httptest.NewUnstartedServer(http.HandlerFunc(func(http.ResponseWriter, *http.Request) {}))
+	secure.TLS = &tls.Config{Certificates: []tls.Certificate{p.server}, MinVersion: tls.VersionTLS12}
+	secure.StartTLS()
+	b.Cleanup(secure.Close)
+	hs, h2c := grpcHealth(b, nil)
+	hs.SetServingStatus("", healthpb.HealthCheckResponse_SERVING)
+	src := &testTLS{roots: pool(p.ca), name: "backend.test"}
+	cases := map[string]struct {
+		addr  string
+		check Check
+	}{
+		"tcp":        {addr: plain.Listener.Addr().String(), check: Check{}},
+		"http":       {addr: plain.Listener.Addr().String(), check: Check{Path: "/"}},
+		"https":      {addr: secure.Listener.Addr().String(), check: Check{Path: "/", TLS: src}},
+		"grpc (h2c)": {addr: h2c, check: Check{GRPC: true}},
+	}
+	for name, c := range cases {
+		b.Run(name, func(b *testing.B) {
+			cs := NewCheckers(balancer.NewRegistry(balancer.PassiveHealth{}), nil)
+			c.check.Timeout = 5 * time.Second
+			key := CheckKey{Addr: c.addr, Check: c.check}
+			b.ReportAllocs()
+			for b.Loop() {
+				if err := cs.probe(context.Background(), key, nil); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
 	}
 }
