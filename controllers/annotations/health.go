@@ -2,6 +2,7 @@ package annotations
 
 import (
 	"errors"
+	"fmt"
 	"strings"
 
 	"github.com/portico-dev/portico/gatewaypod/snapshot"
@@ -34,6 +35,13 @@ func vHealthStatus(v string) error {
 	return err
 }
 
+func vGRPCService(v string) error {
+	if len(strings.TrimSpace(v)) > snapshot.MaxGRPCServiceLen {
+		return fmt.Errorf("longer than %d bytes", snapshot.MaxGRPCServiceLen)
+	}
+	return nil
+}
+
 // HealthGroup reads the portico.dev/health-check* annotations. Checks are
 // on when health-check or health-check-path is set; the other annotations
 // tune them.
@@ -48,7 +56,7 @@ var HealthGroup = &Group[Health]{
 			Doc: "Host header (gRPC authority) of http and grpc checks, and their TLS server name (SNI) unless proxy-ssl-name is set; default: the endpoint address."},
 		{Name: "health-check-status", Validator: vHealthStatus, Scope: ScopeIngress, Risk: RiskLow, PorticoOnly: true,
 			Doc: `Status codes that pass an http check: codes and ranges, e.g. "200", "200-299" or "200,204,301-302"; default 2xx or 3xx.`},
-		{Name: "health-check-grpc-service", Validator: vText, Scope: ScopeIngress, Risk: RiskLow, PorticoOnly: true,
+		{Name: "health-check-grpc-service", Validator: vGRPCService, Scope: ScopeIngress, Risk: RiskLow, PorticoOnly: true,
 			Doc: `Service name a grpc check asks about; default "" (the server as a whole).`},
 		{Name: "health-check-port", Validator: vInt(1, 65535), Scope: ScopeIngress, Risk: RiskLow, PorticoOnly: true,
 			Doc: "Port probed instead of the endpoint's own port."},

@@ -12,6 +12,10 @@ type StatusRange struct{ Min, Max int }
 // maxStatusRanges bounds a HealthCheck.Status list.
 const maxStatusRanges = 32
 
+// MaxGRPCServiceLen bounds HealthCheck.GRPCService, shared by the
+// annotation parser.
+const MaxGRPCServiceLen = 1024
+
 // ParseStatusRanges parses a comma-separated list of status codes and
 // inclusive ranges, as in "200", "200-299" or "200,204,301-302". Codes are
 // in [100, 599]; a range's low end is not above its high end.
@@ -61,8 +65,8 @@ func validateHealthCheckProbe(where string, h *HealthCheck) []error {
 	if !h.GRPC && h.GRPCService != "" {
 		errs = append(errs, fmt.Errorf("%s.healthCheck: grpcService needs grpc", where))
 	}
-	if len(h.GRPCService) > 1024 || hasControl(h.GRPCService) {
-		errs = append(errs, fmt.Errorf("%s.healthCheck: grpcService must be at most 1024 bytes without control characters", where))
+	if len(h.GRPCService) > MaxGRPCServiceLen || hasControl(h.GRPCService) {
+		errs = append(errs, fmt.Errorf("%s.healthCheck: grpcService must be at most %d bytes without control characters", where, MaxGRPCServiceLen))
 	}
 	if h.Host != "" {
 		if h.Path == "" && !h.GRPC {
