@@ -55,6 +55,22 @@ var _ = Describe("Upstream TLS and gRPC through a gateway pod", Ordered, func() 
 						Port: networkingv1.ServiceBackendPort{Name: "main"}}}}}}}}}}})).To(Succeed())
 	}
 	var podIP string
+	// servingThrough returns a check that a gRPC Health/Check call for
+	// shop.Cart through the gateway, as authority, answers SERVING.
+	servingThrough := func(authority string) func(g Gomega) {
+		conn, err := grpc.NewClient(fmt.Sprintf("%s:%d", podIP, podflags.DefaultHTTPPort),
+			grpc.WithTransportCredentials(insecure.NewCredentials()), grpc.WithAuthority(authority))
+		Expect(err).NotTo(HaveOccurred())
+		DeferCleanup(conn.Close)
+		hc := healthpb.NewHealthClient(conn)
+		return func(g Gomega) {
+			cctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+			defer cancel()
+			res, err := hc.Check(cctx, &healthpb.HealthCheckRequest{Service: "shop.Cart"})
+			g.Expect(err).NotTo(HaveOccurred())
+			g.Expect(res.Status).To(Equal(healthpb.HealthCheckResponse_SERVING))
+		}
+	}
 
 	BeforeAll(func() {
 		Expect(k8sClient.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}})).To(Succeed())
@@ -128,18 +144,7 @@ var _ = Describe("Upstream TLS and gRPC through a gateway pod", Ordered, func() 
 	})
 
 	It("relays a real gRPC health check over h2c on the plain port", func() {
-		conn, err := grpc.NewClient(fmt.Sprintf("%s:%d", podIP, podflags.DefaultHTTPPort),
-			grpc.WithTransportCredentials(insecure.NewCredentials()), grpc.WithAuthority("grpc.example.com"))
-		Expect(err).NotTo(HaveOccurred())
-		DeferCleanup(conn.Close)
-		hc := healthpb.NewHealthClient(conn)
-		Eventually(func(g Gomega) {
-			cctx, cancel := context.WithTimeout(ctx, 5*time.Second)
-			defer cancel()
-			res, err := hc.Check(cctx, &healthpb.HealthCheckRequest{Service: "shop.Cart"})
-			g.Expect(err).NotTo(HaveOccurred())
-			g.Expect(res.Status).To(Equal(healthpb.HealthCheckResponse_SERVING))
-		}, 30*time.Second, 250*time.Millisecond).Should(Succeed())
+		Eventually(servingThrough("grpc.example.com"), 30*time.Second, 250*time.Millisecond).Should(Succeed())
 	})
 
 	It("keeps the endpoint whose gRPC health check answers NOT_SERVING out of rotation (health-check: grpc)", func() {
@@ -175,27 +180,13 @@ var _ = Describe("Upstream TLS and gRPC through a gateway pod", Ordered, func() 
 			"portico.dev/health-check-unhealthy-threshold": "1",
 		})
 
-		conn, err := grpc.NewClient(fmt.Sprintf("%s:%d", podIP, podflags.DefaultHTTPPort),
-			grpc.WithTransportCredentials(insecure.NewCredentials()), grpc.WithAuthority("cart.example.com"))
-		Expect(err).NotTo(HaveOccurred())
-		DeferCleanup(conn.Close)
-		hc := healthpb.NewHealthClient(conn)
+		serving := servingThrough("cart.example.com")
 		By("every call through the gateway reaches the SERVING endpoint once the check has run")
 		Eventually(func(g Gomega) {
-			for range 10 {
-				cctx, cancel := context.WithTimeout(ctx, 5*time.Second)
-				res, err := hc.Check(cctx, &healthpb.HealthCheckRequest{Service: "shop.Cart"})
-				cancel()
-				g.Expect(err).NotTo(HaveOccurred())
-				g.Expect(res.Status).To(Equal(healthpb.HealthCheckResponse_SERVING))
+			for range 10 { // round robin would send one of two calls to the other endpoint
+				serving(g)
 			}
 		}, 30*time.Second, 250*time.Millisecond).Should(Succeed())
-		Consistently(func(g Gomega) {
-			cctx, cancel := context.WithTimeout(ctx, 5*time.Second)
-			defer cancel()
-			res, err := hc.Check(cctx, &healthpb.HealthCheckRequest{Service: "shop.Cart"})
-			g.Expect(err).NotTo(HaveOccurred())
-			g.Expect(res.Status).To(Equal(healthpb.HealthCheckResponse_SERVING))
-		}, 3*time.Second, 100*time.Millisecond).Should(Succeed())
+		Consistently(serving, 3*time.Second, 100*time.Millisecond).Should(Succeed())
 	})
 })
