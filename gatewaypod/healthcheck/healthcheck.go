@@ -18,7 +18,6 @@ package healthcheck
 
 import (
 	"context"
-	"github.com/portico-dev/portico/gatewaypod/balancer"
 	"io"
 	"math/rand/v2"
 	"net"
@@ -26,14 +25,19 @@ import (
 	"strconv"
 	"sync"
 	"time"
+
+	"golang.org/x/net/http2"
+
+	"github.com/portico-dev/portico/gatewaypod/balancer"
+	"github.com/portico-dev/portico/gatewaypod/snapshot"
 )
 
 // Check is an active health check configuration. Two endpoints with equal
 // Checks are probed the same way; an endpoint named with two different
 // Checks (two backends, two configurations) gets two checkers.
 type Check struct {
-	// Path, when set, makes the probe an HTTP GET that passes on 2xx or
-	// 3xx (redirects are not followed); "" means a TCP connect.
+	// Path, when set, makes the probe an HTTP GET that passes on a Status
+	// code (redirects are not followed); "" means a TCP connect.
 	Path string
 	// Port is probed instead of the endpoint's port; 0 keeps it.
 	Port int
@@ -42,6 +46,20 @@ type Check struct {
 	// Healthy and Unhealthy are the consecutive successes and failures that
 	// change the state; values below 1 count as 1.
 	Healthy, Unhealthy int
+	// GRPC makes the probe a grpc.health.v1.Health/Check call about
+	// Service that passes on SERVING (Path is then unused).
+	GRPC    bool
+	Service string
+	// Host is the Host header (gRPC authority) of HTTP and gRPC probes and,
+	// with TLS, the server name TLS may send (see TLSSource); "" means the
+	// endpoint address.
+	Host string
+	// Status lists the HTTP status codes that pass, in the syntax of
+	// snapshot.ParseStatusRanges; "" (or an unparsable list) means 2xx or 3xx.
+	Status string
+	// TLS, when set, runs HTTP and gRPC probes over TLS with its
+	// configuration; nil means plain text (h2c for gRPC).
+	TLS TLSSource
 }
 
 // CheckKey names one checker: an endpoint address and its Check.
@@ -70,6 +88,7 @@ type HealthEvent struct {
 type Checkers struct {
 	reg      *balancer.Registry
 	client   *http.Client
+	h2       *http2.Transport // gRPC probes: one client connection per probe
 	dialer   net.Dialer
 	onChange func(HealthEvent)
 
@@ -80,20 +99,22 @@ type Checkers struct {
 // NewCheckers returns a Checkers marking endpoints of reg. onChange, when
 // not nil, is called (from the checker's goroutine) on every state change.
 func NewCheckers(reg *balancer.Registry, onChange func(HealthEvent)) *Checkers {
-	tr := &http.Transport{
-		Proxy:              nil,
-		DisableKeepAlives:  true, // every probe opens a connection: that is what is being checked
-		DisableCompression: true,
-	}
-	return &Checkers{
+	c := &Checkers{
 		reg: reg,
+		h2:  &http2.Transport{AllowHTTP: true, DisableCompression: true},
 		client: &http.Client{
-			Transport:     tr,
 			CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
 		},
 		onChange: onChange,
 		running:  map[CheckKey]*checker{},
 	}
+	c.client.Transport = &http.Transport{
+		Proxy:              nil,
+		DisableKeepAlives:  true, // every probe opens a connection: that is what is being checked
+		DisableCompression: true,
+		DialTLSContext:     c.dialTLS,
+	}
+	return c
 }
 
 // Sync makes the running checkers exactly want: it starts the missing ones
@@ -113,7 +134,7 @@ func (c *Checkers) Sync(want []CheckKey) {
 	}
 	for k := range keep {
 		if c.running[k] == nil {
-			ck := &checker{cs: c, key: k, stop: make(chan struct{}), done: make(chan struct{})}
+			ck := &checker{cs: c, key: k, stop: make(chan struct{}), done: make(chan struct{}), accept: acceptedStatus(k.Check.Status)}
 			ck.ctx, ck.cancel = context.WithCancel(context.Background())
 			c.running[k] = ck
 			go ck.run()
@@ -156,6 +177,7 @@ type checker struct {
 	cancel context.CancelFunc
 	stop   chan struct{}
 	done   chan struct{}
+	accept []snapshot.StatusRange // passing HTTP status codes
 
 	mu        sync.Mutex
 	down      bool               // reported unhealthy
@@ -174,7 +196,7 @@ func (ck *checker) run() {
 			return
 		case <-t.C:
 		}
-		err := ck.cs.probe(ck.ctx, ck.key)
+		err := ck.cs.probe(ck.ctx, ck.key, ck.accept)
 		if ck.ctx.Err() != nil {
 			return
 		}
@@ -240,8 +262,8 @@ func (ck *checker) record(err error) {
 	}
 }
 
-// probe runs one check of k.
-func (c *Checkers) probe(ctx context.Context, k CheckKey) error {
+// probe runs one check of k; accept lists the passing HTTP status codes.
+func (c *Checkers) probe(ctx context.Context, k CheckKey, accept []snapshot.StatusRange) error {
 	addr := k.Addr
 	if k.Check.Port > 0 {
 		host, _, err := net.SplitHostPort(addr)
@@ -256,6 +278,9 @@ func (c *Checkers) probe(ctx context.Context, k CheckKey) error {
 	}
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
+	if k.Check.GRPC {
+		return c.probeGRPC(ctx, addr, k.Check)
+	}
 	if k.Check.Path == "" {
 		conn, err := c.dialer.DialContext(ctx, "tcp", addr)
 		if err != nil {
@@ -263,10 +288,20 @@ func (c *Checkers) probe(ctx context.Context, k CheckKey) error {
 		}
 		return conn.Close()
 	}
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+addr+k.Check.Path, nil)
+	scheme := "http://"
+	if k.Check.TLS != nil {
+		cfg, err := probeTLS(k.Check, "http/1.1")
+		if err != nil {
+			return err
+		}
+		ctx = context.WithValue(ctx, tlsConfigKey{}, cfg)
+		scheme = "https://"
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, scheme+addr+k.Check.Path, nil)
 	if err != nil {
 		return err
 	}
+	req.Host = k.Check.Host // "" sends the endpoint address
 	req.Header.Set("User-Agent", "portico-health-check")
 	resp, err := c.client.Do(req)
 	if err != nil {
@@ -274,13 +309,13 @@ func (c *Checkers) probe(ctx context.Context, k CheckKey) error {
 	}
 	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))
 	resp.Body.Close()
-	if resp.StatusCode < 200 || resp.StatusCode >= 400 {
+	if !statusPasses(accept, resp.StatusCode) {
 		return &StatusError{Code: resp.StatusCode}
 	}
 	return nil
 }
 
-// StatusError is an HTTP check's answer outside 2xx and 3xx.
+// StatusError is an HTTP check's answer outside the accepted codes.
 type StatusError struct{ Code int }
 
 func (e *StatusError) Error() string { return "health check answered " + strconv.Itoa(e.Code) }

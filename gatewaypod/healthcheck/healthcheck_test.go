@@ -165,7 +165,7 @@ func TestProbeStatuses(t *testing.T) {
 			w.WriteHeader(code)
 		}))
 		cs := NewCheckers(balancer.NewRegistry(balancer.PassiveHealth{}), nil)
-		err := cs.probe(context.Background(), CheckKey{Addr: srv.Listener.Addr().String(), Check: Check{Path: "/", Timeout: time.Second}})
+		err := cs.probe(context.Background(), CheckKey{Addr: srv.Listener.Addr().String(), Check: Check{Path: "/", Timeout: time.Second}}, nil)
 		srv.Close()
 		if (err == nil) != healthy {
 			t.Errorf("answer %d: probe error %v, want healthy %v", code, err, healthy)

@@ -31,10 +31,7 @@ import (
 	"testing"
 	"time"
 
-	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/credentials/insecure"
-	grpchealth "google.golang.org/grpc/health"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	"google.golang.org/grpc/status"
 
@@ -266,31 +263,16 @@ func TestGRPCUpstreamFromTLSAndHTTP1Clients(t *testing.T) {
 // proxy: unary Check, a server stream (Watch), and UNAVAILABLE when the
 // upstream is gone.
 func TestGRPCHealthThroughProxy(t *testing.T) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv := grpc.NewServer()
-	hs := grpchealth.NewServer()
+	hs, backend := grpcHealthServer(t)
 	hs.SetServingStatus("echo", healthpb.HealthCheckResponse_SERVING)
-	healthpb.RegisterHealthServer(srv, hs)
-	go func() { _ = srv.Serve(ln) }()
-	t.Cleanup(srv.Stop)
 
 	p, err := New(Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(p.Close)
-	p.Swap(compile(t, upstreamRoute("ns/grpc:50051", snapshot.ProtocolGRPC, nil, ln.Addr().String())))
-	front := h2cFront(t, p)
-
-	conn, err := grpc.NewClient(strings.TrimPrefix(front.URL, "http://"), grpc.WithTransportCredentials(insecure.NewCredentials()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { conn.Close() })
-	client := healthpb.NewHealthClient(conn)
+	p.Swap(compile(t, upstreamRoute("ns/grpc:50051", snapshot.ProtocolGRPC, nil, backend)))
+	client := healthClient(t, p)
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
 

@@ -85,6 +85,7 @@ func checkOf(hc *snapshot.HealthCheck) healthcheck.Check {
 		Interval: time.Duration(hc.IntervalMs) * time.Millisecond,
 		Timeout:  time.Duration(hc.TimeoutMs) * time.Millisecond,
 		Healthy:  hc.HealthyThreshold, Unhealthy: hc.UnhealthyThreshold,
+		GRPC: hc.GRPC, Service: hc.GRPCService, Host: hc.Host, Status: hc.Status,
 	}
 }
 
@@ -95,11 +96,12 @@ func (h *health) sync() {
 	defer h.mu.Unlock()
 	var want []healthcheck.CheckKey
 	if rt := h.p.Router(); rt != nil {
+		ups := rt.BackendUpstreams()
 		for _, b := range rt.Backends() {
 			if b.HealthCheck == nil {
 				continue
 			}
-			c := checkOf(b.HealthCheck)
+			c := h.p.checkFor(b, ups[b])
 			for _, a := range b.Endpoints {
 				want = append(want, healthcheck.CheckKey{Addr: a, Check: c})
 			}

@@ -21,13 +21,7 @@ func (rt *Router) ClientCAs() map[string]string {
 			out[vh.clientAuth.CASecret] = vh.clientAuth.CAHash
 		}
 	}
-	for _, vh := range rt.exact {
-		add(vh)
-	}
-	for _, vh := range rt.wildcard {
-		add(vh)
-	}
-	add(rt.any)
+	rt.eachHost(add)
 	return out
 }
 

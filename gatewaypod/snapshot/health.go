@@ -24,6 +24,19 @@ type HealthCheck struct {
 	// successes and failures that change an endpoint's state, >= 1.
 	HealthyThreshold   int `json:"healthyThreshold"`
 	UnhealthyThreshold int `json:"unhealthyThreshold"`
+	// GRPC makes the check a grpc.health.v1.Health/Check call (h2c for
+	// GRPC routes, TLS for GRPCS) that passes on SERVING; Path is then "".
+	GRPC bool `json:"grpc,omitempty"`
+	// GRPCService is the service name the gRPC check asks about; "" asks
+	// about the server as a whole.
+	GRPCService string `json:"grpcService,omitempty"`
+	// Host is the Host header (authority) of HTTP and gRPC checks, and
+	// their TLS server name unless the route sets one; "" means the
+	// endpoint address.
+	Host string `json:"host,omitempty"`
+	// Status lists the HTTP status codes that pass, as in "200,204,301-302"
+	// (see ParseStatusRanges); "" means 2xx or 3xx.
+	Status string `json:"status,omitempty"`
 }
 
 // Bounds of HealthCheck fields, shared by the annotation parser.
@@ -57,5 +70,6 @@ func validateHealthCheck(where string, h *HealthCheck) []error {
 			break
 		}
 	}
+	errs = append(errs, validateHealthCheckProbe(where, h)...)
 	return errs
 }

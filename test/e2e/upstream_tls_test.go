@@ -55,6 +55,22 @@ var _ = Describe("Upstream TLS and gRPC through a gateway pod", Ordered, func() 
 						Port: networkingv1.ServiceBackendPort{Name: "main"}}}}}}}}}}})).To(Succeed())
 	}
 	var podIP string
+	// servingThrough returns a check that a gRPC Health/Check call for
+	// shop.Cart through the gateway, as authority, answers SERVING.
+	servingThrough := func(authority string) func(g Gomega) {
+		conn, err := grpc.NewClient(fmt.Sprintf("%s:%d", podIP, podflags.DefaultHTTPPort),
+			grpc.WithTransportCredentials(insecure.NewCredentials()), grpc.WithAuthority(authority))
+		Expect(err).NotTo(HaveOccurred())
+		DeferCleanup(conn.Close)
+		hc := healthpb.NewHealthClient(conn)
+		return func(g Gomega) {
+			cctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+			defer cancel()
+			res, err := hc.Check(cctx, &healthpb.HealthCheckRequest{Service: "shop.Cart"})
+			g.Expect(err).NotTo(HaveOccurred())
+			g.Expect(res.Status).To(Equal(healthpb.HealthCheckResponse_SERVING))
+		}
+	}
 
 	BeforeAll(func() {
 		Expect(k8sClient.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}})).To(Succeed())
@@ -128,17 +144,49 @@ var _ = Describe("Upstream TLS and gRPC through a gateway pod", Ordered, func() 
 	})
 
 	It("relays a real gRPC health check over h2c on the plain port", func() {
-		conn, err := grpc.NewClient(fmt.Sprintf("%s:%d", podIP, podflags.DefaultHTTPPort),
-			grpc.WithTransportCredentials(insecure.NewCredentials()), grpc.WithAuthority("grpc.example.com"))
-		Expect(err).NotTo(HaveOccurred())
-		DeferCleanup(conn.Close)
-		hc := healthpb.NewHealthClient(conn)
+		Eventually(servingThrough("grpc.example.com"), 30*time.Second, 250*time.Millisecond).Should(Succeed())
+	})
+
+	It("keeps the endpoint whose gRPC health check answers NOT_SERVING out of rotation (health-check: grpc)", func() {
+		By("two gRPC endpoints of one Service, the second NOT_SERVING for shop.Cart")
+		addrs := []string{"10.244.7.21", "10.244.7.22"}
+		var eps []discoveryv1.Endpoint
+		for i, ip := range addrs {
+			ln, err := net.Listen("tcp", ip+":50051")
+			Expect(err).NotTo(HaveOccurred())
+			gs := grpc.NewServer()
+			hs := health.NewServer()
+			hs.SetServingStatus("shop.Cart", []healthpb.HealthCheckResponse_ServingStatus{
+				healthpb.HealthCheckResponse_SERVING, healthpb.HealthCheckResponse_NOT_SERVING}[i])
+			healthpb.RegisterHealthServer(gs, hs)
+			go func() { _ = gs.Serve(ln) }()
+			DeferCleanup(gs.Stop)
+			eps = append(eps, discoveryv1.Endpoint{Addresses: []string{ip}, Conditions: discoveryv1.EndpointConditions{Ready: ptr.To(true)}})
+		}
+		Expect(k8sClient.Create(ctx, &corev1.Service{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "cart"},
+			Spec: corev1.ServiceSpec{Ports: []corev1.ServicePort{{Name: "main", Port: 50051}}}})).To(Succeed())
+		Expect(k8sClient.Create(ctx, &discoveryv1.EndpointSlice{
+			ObjectMeta:  metav1.ObjectMeta{Namespace: ns, Name: "cart-1", Labels: map[string]string{discoveryv1.LabelServiceName: "cart"}},
+			AddressType: discoveryv1.AddressTypeIPv4,
+			Ports:       []discoveryv1.EndpointPort{{Name: ptr.To("main"), Port: ptr.To(int32(50051))}},
+			Endpoints:   eps,
+		})).To(Succeed())
+		ingress("cart", "cart.example.com", "cart", map[string]string{
+			"nginx.ingress.kubernetes.io/backend-protocol": "GRPC",
+			"portico.dev/health-check":                     "grpc",
+			"portico.dev/health-check-grpc-service":        "shop.Cart",
+			"portico.dev/health-check-interval":            "2",
+			"portico.dev/health-check-timeout":             "1",
+			"portico.dev/health-check-unhealthy-threshold": "1",
+		})
+
+		serving := servingThrough("cart.example.com")
+		By("every call through the gateway reaches the SERVING endpoint once the check has run")
 		Eventually(func(g Gomega) {
-			cctx, cancel := context.WithTimeout(ctx, 5*time.Second)
-			defer cancel()
-			res, err := hc.Check(cctx, &healthpb.HealthCheckRequest{Service: "shop.Cart"})
-			g.Expect(err).NotTo(HaveOccurred())
-			g.Expect(res.Status).To(Equal(healthpb.HealthCheckResponse_SERVING))
+			for range 10 { // round robin would send one of two calls to the other endpoint
+				serving(g)
+			}
 		}, 30*time.Second, 250*time.Millisecond).Should(Succeed())
+		Consistently(serving, 3*time.Second, 100*time.Millisecond).Should(Succeed())
 	})
 })
