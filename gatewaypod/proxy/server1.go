@@ -508,6 +508,15 @@ func (fc *fastConn) onReadable(fd uintptr) bool {
 		fc.acquireReader()
 		end, st := fc.readHeaderBlock()
 		switch st {
+		case blockNone:
+			// Nothing yet (the readiness was stale): wait as between
+			// requests, idle, so Shutdown and parking see it as such.
+			fc.releaseReader()
+			if !fc.setIdle(true) {
+				fc.exit = exitClose
+				return true
+			}
+			return false
 		case blockPartial:
 			return false // the rest of the header block is on its way
 		case blockEnded:
@@ -608,6 +617,7 @@ func (fc *fastConn) releaseReader() {
 // What readHeaderBlock found.
 const (
 	blockComplete = iota // a whole header block is buffered
+	blockNone            // no byte of one: wait
 	blockPartial         // part of one: wait for more
 	blockEnded           // EOF, error or timeout before a complete block
 	blockOdd             // too large, or truncated: for net/http to answer
@@ -637,6 +647,8 @@ func (fc *fastConn) readHeaderBlock() (end, st int) {
 		}
 		if _, err := fc.br.Peek(n + 1); err != nil {
 			switch {
+			case err == errWouldBlock && n == 0:
+				return 0, blockNone
 			case err == errWouldBlock:
 				return 0, blockPartial
 			case n > 0 && errors.Is(err, io.EOF):
