@@ -134,6 +134,25 @@ type GatewayConfigSpec struct {
 // DefaultsSpec holds instance-wide settings. They become gatewaypod
 // command-line flags, so changing one rolls the gateway pods (gracefully);
 // per-route settings from annotations live in the snapshot instead.
+// PassiveHealthSpec tunes passive health checking: an endpoint that fails
+// maxFailures requests in a row gets no traffic for ejection, doubled on
+// each further ejection up to maxEjection.
+type PassiveHealthSpec struct {
+	// maxFailures is the number of consecutive connect errors or 5xx
+	// answers that eject an endpoint; 0 turns passive health off.
+	// Default 5.
+	// +kubebuilder:validation:Minimum=0
+	// +kubebuilder:validation:Maximum=1000
+	// +optional
+	MaxFailures *int32 `json:"maxFailures,omitempty"`
+	// ejection is the first ejection time. Default 10s.
+	// +optional
+	Ejection *metav1.Duration `json:"ejection,omitempty"`
+	// maxEjection is the longest ejection time. Default 10 x ejection.
+	// +optional
+	MaxEjection *metav1.Duration `json:"maxEjection,omitempty"`
+}
+
 type DefaultsSpec struct {
 	// upstreamConnectTimeout bounds the TCP connect to an endpoint. Default 5s.
 	// +optional
@@ -182,6 +201,10 @@ type DefaultsSpec struct {
 	// +kubebuilder:validation:Enum=Portico;Stdlib
 	// +optional
 	HTTP1Server string `json:"http1Server,omitempty"`
+	// passiveHealth tunes how the gateway pods eject an endpoint that
+	// fails requests (connect errors or 5xx in a row) and for how long.
+	// +optional
+	PassiveHealth *PassiveHealthSpec `json:"passiveHealth,omitempty"`
 	// tlsCertificate is a kubernetes.io/tls Secret served to TLS clients
 	// whose server name matches no Ingress host. Without it the first
 	// Ingress certificate is the fallback.

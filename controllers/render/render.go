@@ -142,6 +142,20 @@ func (in Instance) Flags() podflags.Flags {
 	if d.HTTP2 != nil && !*d.HTTP2 {
 		f.DisableHTTP2 = true
 	}
+	if ph := d.PassiveHealth; ph != nil {
+		if ph.MaxFailures != nil {
+			f.PassiveMaxFailures = int(*ph.MaxFailures)
+			if f.PassiveMaxFailures == 0 {
+				f.PassiveMaxFailures = -1 // gatewaypod: <0 is off, 0 its default
+			}
+		}
+		if ph.Ejection != nil && ph.Ejection.Duration > 0 {
+			f.PassiveEjection = ph.Ejection.Duration
+		}
+		if ph.MaxEjection != nil && ph.MaxEjection.Duration > 0 {
+			f.PassiveMaxEjection = ph.MaxEjection.Duration
+		}
+	}
 	switch d.HTTP1Server {
 	case "Portico":
 		f.HTTP1Server = podflags.HTTP1ServerPortico

@@ -1,6 +1,8 @@
 package render
 
 import (
+	"time"
+
 	"testing"
 
 	corev1 "k8s.io/api/core/v1"
@@ -86,5 +88,36 @@ func TestHTTP1ServerFlag(t *testing.T) {
 		if got.HTTP1Server != want {
 			t.Errorf("http1Server %q: --http1-server=%q, want %q", in, got.HTTP1Server, want)
 		}
+	}
+}
+
+// spec.defaults.passiveHealth reaches the pods' flags; maxFailures 0 is off.
+func TestPassiveHealthFlags(t *testing.T) {
+	tests := map[string]struct {
+		in                 *gatewayv1alpha1.PassiveHealthSpec
+		failures           int
+		ejection, maxEject time.Duration
+	}{
+		"unset: gatewaypod's defaults": {},
+		"tuned": {in: &gatewayv1alpha1.PassiveHealthSpec{MaxFailures: ptr.To(int32(3)),
+			Ejection: &metav1.Duration{Duration: 2 * time.Second}, MaxEjection: &metav1.Duration{Duration: time.Minute}},
+			failures: 3, ejection: 2 * time.Second, maxEject: time.Minute},
+		"off": {in: &gatewayv1alpha1.PassiveHealthSpec{MaxFailures: ptr.To(int32(0))}, failures: -1},
+	}
+	for name, tc := range tests {
+		t.Run(name, func(t *testing.T) {
+			gc := &gatewayv1alpha1.GatewayConfig{ObjectMeta: metav1.ObjectMeta{Name: "gw"},
+				Spec: gatewayv1alpha1.GatewayConfigSpec{Namespace: "edge",
+					Defaults: &gatewayv1alpha1.DefaultsSpec{PassiveHealth: tc.in}}}
+			inst := NewInstance(gc, Params{Namespace: "ops", Image: "img:1"})
+			got, err := podflags.Parse(inst.Deployment(Params{Image: "img:1"}).Spec.Template.Spec.Containers[0].Args)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got.PassiveMaxFailures != tc.failures || got.PassiveEjection != tc.ejection || got.PassiveMaxEjection != tc.maxEject {
+				t.Errorf("flags: failures %d ejection %v max %v, want %d %v %v", got.PassiveMaxFailures,
+					got.PassiveEjection, got.PassiveMaxEjection, tc.failures, tc.ejection, tc.maxEject)
+			}
+		})
 	}
 }
