@@ -134,25 +134,6 @@ type GatewayConfigSpec struct {
 // DefaultsSpec holds instance-wide settings. They become gatewaypod
 // command-line flags, so changing one rolls the gateway pods (gracefully);
 // per-route settings from annotations live in the snapshot instead.
-// PassiveHealthSpec tunes passive health checking: an endpoint that fails
-// maxFailures requests in a row gets no traffic for ejection, doubled on
-// each further ejection up to maxEjection.
-type PassiveHealthSpec struct {
-	// maxFailures is the number of consecutive connect errors or 5xx
-	// answers that eject an endpoint; 0 turns passive health off.
-	// Default 5.
-	// +kubebuilder:validation:Minimum=0
-	// +kubebuilder:validation:Maximum=1000
-	// +optional
-	MaxFailures *int32 `json:"maxFailures,omitempty"`
-	// ejection is the first ejection time. Default 10s.
-	// +optional
-	Ejection *metav1.Duration `json:"ejection,omitempty"`
-	// maxEjection is the longest ejection time. Default 10 x ejection.
-	// +optional
-	MaxEjection *metav1.Duration `json:"maxEjection,omitempty"`
-}
-
 type DefaultsSpec struct {
 	// upstreamConnectTimeout bounds the TCP connect to an endpoint. Default 5s.
 	// +optional
@@ -215,6 +196,25 @@ type DefaultsSpec struct {
 	// unmatched hosts; without either, the gateway answers 404.
 	// +optional
 	DefaultBackend *DefaultBackendRef `json:"defaultBackend,omitempty"`
+}
+
+// PassiveHealthSpec tunes passive health checking: an endpoint that fails
+// maxFailures requests in a row gets no traffic for ejection, doubled on
+// each further ejection up to maxEjection.
+type PassiveHealthSpec struct {
+	// maxFailures is the number of consecutive connect errors or 5xx
+	// answers that eject an endpoint; 0 turns passive health off.
+	// Default 5.
+	// +kubebuilder:validation:Minimum=0
+	// +kubebuilder:validation:Maximum=1000
+	// +optional
+	MaxFailures *int32 `json:"maxFailures,omitempty"`
+	// ejection is the first ejection time. Default 10s.
+	// +optional
+	Ejection *metav1.Duration `json:"ejection,omitempty"`
+	// maxEjection is the longest ejection time. Default 10 x ejection.
+	// +optional
+	MaxEjection *metav1.Duration `json:"maxEjection,omitempty"`
 }
 
 // AccessLogSpec configures the access log. Query strings are logged only
