@@ -15,11 +15,13 @@ type JWT struct {
 	SecretNamespace string
 	// SecretName is the Secret holding the verification keys; "" when off.
 	SecretName string
-	// Issuer, Audiences, Header and ClaimsToHeaders become snapshot.JWT's.
+	// Issuer, Audiences, Header, ClaimsToHeaders and RequireExpiry become
+	// snapshot.JWT's.
 	Issuer          string
 	Audiences       []string
 	Header          string
 	ClaimsToHeaders []snapshot.ClaimHeader
+	RequireExpiry   bool
 }
 
 // parseClaimHeaders reads "claim:Header, claim2:Header2".
@@ -58,11 +60,13 @@ var JWTGroup = &Group[JWT]{
 			Doc: `Request header carrying the token (a "Bearer " prefix is allowed); default Authorization with the Bearer scheme.`},
 		{Name: "jwt-claims-to-headers", Validator: vClaimHeaders, Scope: ScopeLocation, Risk: RiskMedium, PorticoOnly: true,
 			Doc: `Copies claims of a valid token into request headers sent upstream, "sub:X-User,email:X-Email"; the client's own values of these headers are always removed.`},
+		{Name: "jwt-require-exp", Validator: vBool, Scope: ScopeLocation, Risk: RiskLow, PorticoOnly: true,
+			Doc: `"true" refuses (401) a token without an "exp" claim, which would otherwise be valid forever. Default false (an "exp" present is always checked).`},
 	},
 	parse: func(r *reader) (JWT, error) {
 		ref := r.str("jwt-secret")
 		if ref == "" {
-			for _, n := range []string{"jwt-issuer", "jwt-audiences", "jwt-header", "jwt-claims-to-headers"} {
+			for _, n := range []string{"jwt-issuer", "jwt-audiences", "jwt-header", "jwt-claims-to-headers", "jwt-require-exp"} {
 				if r.has(n) {
 					// Refuse rather than serve unprotected what was meant to be protected.
 					return JWT{}, r.errorf(n, ReasonInvalidAnnotation, "needs %sjwt-secret", PorticoPrefix)
@@ -78,6 +82,7 @@ var JWTGroup = &Group[JWT]{
 			j.Header = ""
 		}
 		j.ClaimsToHeaders, _ = parseClaimHeaders(r.str("jwt-claims-to-headers")) // validated
+		j.RequireExpiry = r.boolean("jwt-require-exp", false)
 		return j, nil
 	},
 }

@@ -65,7 +65,7 @@ func applyJWT(c *compiled, secrets []corev1.Secret, keys map[string][]byte) *rej
 		return &rejection{ReasonJWTSecretInvalid, fmt.Sprintf("jwt-secret: Secret %s: %v", name, err)}
 	}
 	pol := &snapshot.JWT{Secret: name, Hash: snapshot.DataHash(material), Issuer: j.Issuer, Audiences: j.Audiences,
-		Header: j.Header, ClaimsToHeaders: j.ClaimsToHeaders}
+		Header: j.Header, ClaimsToHeaders: j.ClaimsToHeaders, RequireExpiry: j.RequireExpiry}
 	for i := range c.routes {
 		c.routes[i].route.JWT = pol
 	}

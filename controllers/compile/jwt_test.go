@@ -40,7 +40,7 @@ func TestCompileJWT(t *testing.T) {
 	}
 	ings := []networkingv1.Ingress{
 		jwtIng("ok", "ok", "portico.dev/jwt-secret", "keys", "portico.dev/jwt-issuer", "https://idp", "portico.dev/jwt-audiences", "api, web",
-			"portico.dev/jwt-claims-to-headers", "sub:X-User"),
+			"portico.dev/jwt-claims-to-headers", "sub:X-User", "portico.dev/jwt-require-exp", "true"),
 		jwtIng("canary", "ok", "portico.dev/canary", "true", "portico.dev/canary-weight", "10", "portico.dev/jwt-secret", "missing"),
 		jwtIng("cross-ns", "x", "portico.dev/jwt-secret", "other/keys"),
 		jwtIng("missing", "m", "portico.dev/jwt-secret", "nope"),
@@ -78,7 +78,7 @@ func TestCompileJWT(t *testing.T) {
 		}
 	}
 	wantJWT := &snapshot.JWT{Secret: "default/keys", Hash: snapshot.DataHash(pemKey), Issuer: "https://idp", Audiences: []string{"api", "web"},
-		ClaimsToHeaders: []snapshot.ClaimHeader{{Claim: "sub", Header: "X-User"}}}
+		ClaimsToHeaders: []snapshot.ClaimHeader{{Claim: "sub", Header: "X-User"}}, RequireExpiry: true}
 	if diff := cmp.Diff(wantJWT, okRoute.JWT); diff != "" {
 		t.Errorf("route JWT (-want +got):\n%s", diff)
 	}

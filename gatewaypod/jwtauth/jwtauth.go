@@ -109,6 +109,8 @@ type Policy struct {
 	Issuer string
 	// Audiences, when set, must intersect "aud".
 	Audiences []string
+	// RequireExpiry refuses a token without "exp".
+	RequireExpiry bool
 }
 
 // Errors of Verify that a client may be told about (RFC 6750 error_description).
@@ -117,6 +119,7 @@ var (
 	ErrAlgorithm = errors.New("signature algorithm not accepted")
 	ErrNoKey     = errors.New("no key matches the token")
 	ErrSignature = errors.New("invalid signature")
+	ErrNoExpiry  = errors.New("token has no expiry")
 )
 
 // Verify checks the token's signature with s, then its exp, nbf, iat, iss
@@ -144,6 +147,9 @@ func (s *KeySet) Verify(token string, p Policy, now time.Time) (map[string]any, 
 	}
 	if err := std.ValidateWithLeeway(jwt.Expected{Issuer: p.Issuer, AnyAudience: p.Audiences, Time: now}, Leeway); err != nil {
 		return nil, err
+	}
+	if p.RequireExpiry && std.Expiry == nil {
+		return nil, ErrNoExpiry
 	}
 	return all, nil
 }

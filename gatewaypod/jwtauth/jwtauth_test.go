@@ -151,6 +151,27 @@ func TestVerify(t *testing.T) {
 			}
 		})
 	}
+	// Without "exp" a token never expires: accepted by default, refused
+	// when the policy requires an expiry; an "exp" present is checked
+	// either way.
+	noExp := with()
+	delete(noExp, "exp")
+	unexpiring := jwtauthtest.Sign(t, jose.RS256, k.rsa, "rsa", noExp)
+	if _, err := set.Verify(unexpiring, policy, now); err != nil {
+		t.Errorf("token without exp, expiry not required: %v", err)
+	}
+	strict := policy
+	strict.RequireExpiry = true
+	if _, err := set.Verify(unexpiring, strict, now); !errors.Is(err, ErrNoExpiry) {
+		t.Errorf("token without exp, expiry required: %v, want ErrNoExpiry", err)
+	}
+	if _, err := set.Verify(jwtauthtest.Sign(t, jose.RS256, k.rsa, "rsa", ok), strict, now); err != nil {
+		t.Errorf("token with exp, expiry required: %v", err)
+	}
+	if _, err := set.Verify(jwtauthtest.Sign(t, jose.RS256, k.rsa, "rsa", with("exp", now.Add(-time.Minute).Unix())), strict, now); !errors.Is(err, jwt.ErrExpired) {
+		t.Errorf("expired token, expiry required: %v, want ErrExpired", err)
+	}
+
 	// A PEM key set has one key, so a token without kid finds it.
 	pemSet, err := ParseKeys(rsaPEM)
 	if err != nil {

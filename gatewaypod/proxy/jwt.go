@@ -138,7 +138,7 @@ func (p *Proxy) checkJWT(w http.ResponseWriter, req *http.Request, j *snapshot.J
 		p.jwt.rejected.WithLabelValues(JWTKeysUnavailable).Inc()
 		return p.reply(w, http.StatusServiceUnavailable, "token verification keys are not available")
 	}
-	claims, err := keys.Verify(token, jwtauth.Policy{Issuer: j.Issuer, Audiences: j.Audiences}, time.Now())
+	claims, err := keys.Verify(token, jwtauth.Policy{Issuer: j.Issuer, Audiences: j.Audiences, RequireExpiry: j.RequireExpiry}, time.Now())
 	if err != nil {
 		p.jwt.rejected.WithLabelValues(JWTInvalid).Inc()
 		w.Header().Set("WWW-Authenticate", jwtRealm+`, error="invalid_token", error_description="`+challengeText(err)+`"`)

@@ -71,6 +71,10 @@ func TestJWT(t *testing.T) {
 	custom.Header = "X-Token"
 	snap.Hosts = append(snap.Hosts, snapshot.VirtualHost{Host: "custom.test", Routes: []snapshot.Route{{
 		Path: "/", PathType: snapshot.PathPrefix, Backend: snapshot.Backend{Name: "svc", Endpoints: []string{addr(be)}}, JWT: &custom}}})
+	strict := *policy
+	strict.RequireExpiry = true
+	snap.Hosts = append(snap.Hosts, snapshot.VirtualHost{Host: "strict.test", Routes: []snapshot.Route{{
+		Path: "/", PathType: snapshot.PathPrefix, Backend: snapshot.Backend{Name: "svc", Endpoints: []string{addr(be)}}, JWT: &strict}}})
 	if _, err := snapshot.Decode(snapshot.Seal(snap)); err != nil {
 		t.Fatal(err)
 	}
@@ -87,6 +91,9 @@ func TestJWT(t *testing.T) {
 		return m
 	}
 	bearer := func(tok string) map[string]string { return map[string]string{"Authorization": "Bearer " + tok} }
+	noExp := with("exp", nil)
+	delete(noExp, "exp")
+	unexpiring := jwtauthtest.Sign(t, jose.RS256, rsaKey, "r", noExp)
 
 	// Before the instance Secret is read: 503, nothing forwarded.
 	if resp, _ := get(t, front.Client(), front.URL+"/", bearer(jwtauthtest.Sign(t, jose.RS256, rsaKey, "r", good))); resp.StatusCode != http.StatusServiceUnavailable {
@@ -102,21 +109,24 @@ func TestJWT(t *testing.T) {
 		want      int
 		challenge string // substring of WWW-Authenticate
 	}{
-		"RS256":                 {hdr: bearer(jwtauthtest.Sign(t, jose.RS256, rsaKey, "r", good)), want: 200},
-		"ES256":                 {hdr: bearer(jwtauthtest.Sign(t, jose.ES256, ecKey, "e", good)), want: 200},
-		"EdDSA":                 {hdr: bearer(jwtauthtest.Sign(t, jose.EdDSA, edKey, "d", good)), want: 200},
-		"lower-case scheme":     {hdr: map[string]string{"Authorization": "bearer " + jwtauthtest.Sign(t, jose.RS256, rsaKey, "r", good)}, want: 200},
-		"no token":              {want: 401, challenge: `Bearer realm="portico"`},
-		"basic scheme":          {hdr: map[string]string{"Authorization": "Basic YTpi"}, want: 401, challenge: `Bearer realm="portico"`},
-		"expired":               {hdr: bearer(jwtauthtest.Sign(t, jose.RS256, rsaKey, "r", with("exp", now.Add(-time.Hour).Unix()))), want: 401, challenge: `error="invalid_token"`},
-		"not yet valid":         {hdr: bearer(jwtauthtest.Sign(t, jose.RS256, rsaKey, "r", with("nbf", now.Add(time.Hour).Unix()))), want: 401, challenge: "invalid_token"},
-		"wrong audience":        {hdr: bearer(jwtauthtest.Sign(t, jose.RS256, rsaKey, "r", with("aud", "other"))), want: 401, challenge: "invalid_token"},
-		"wrong issuer":          {hdr: bearer(jwtauthtest.Sign(t, jose.RS256, rsaKey, "r", with("iss", "https://evil"))), want: 401, challenge: "invalid_token"},
-		"unknown signer":        {hdr: bearer(jwtauthtest.Sign(t, jose.ES256, otherEC, "e", good)), want: 401, challenge: "invalid_token"},
-		"wrong alg for the key": {hdr: bearer(jwtauthtest.Sign(t, jose.ES256, ecKey, "r", good)), want: 401, challenge: "invalid_token"},
-		"HS256 with public key": {hdr: bearer(hs), want: 401, challenge: "not accepted"},
-		"alg none":              {hdr: bearer(none), want: 401, challenge: "not accepted"},
-		"custom header":         {hdr: map[string]string{"Host": "custom.test", "X-Token": jwtauthtest.Sign(t, jose.RS256, rsaKey, "r", good)}, want: 200},
+		"RS256":                            {hdr: bearer(jwtauthtest.Sign(t, jose.RS256, rsaKey, "r", good)), want: 200},
+		"ES256":                            {hdr: bearer(jwtauthtest.Sign(t, jose.ES256, ecKey, "e", good)), want: 200},
+		"EdDSA":                            {hdr: bearer(jwtauthtest.Sign(t, jose.EdDSA, edKey, "d", good)), want: 200},
+		"lower-case scheme":                {hdr: map[string]string{"Authorization": "bearer " + jwtauthtest.Sign(t, jose.RS256, rsaKey, "r", good)}, want: 200},
+		"no token":                         {want: 401, challenge: `Bearer realm="portico"`},
+		"basic scheme":                     {hdr: map[string]string{"Authorization": "Basic YTpi"}, want: 401, challenge: `Bearer realm="portico"`},
+		"expired":                          {hdr: bearer(jwtauthtest.Sign(t, jose.RS256, rsaKey, "r", with("exp", now.Add(-time.Hour).Unix()))), want: 401, challenge: `error="invalid_token"`},
+		"not yet valid":                    {hdr: bearer(jwtauthtest.Sign(t, jose.RS256, rsaKey, "r", with("nbf", now.Add(time.Hour).Unix()))), want: 401, challenge: "invalid_token"},
+		"wrong audience":                   {hdr: bearer(jwtauthtest.Sign(t, jose.RS256, rsaKey, "r", with("aud", "other"))), want: 401, challenge: "invalid_token"},
+		"wrong issuer":                     {hdr: bearer(jwtauthtest.Sign(t, jose.RS256, rsaKey, "r", with("iss", "https://evil"))), want: 401, challenge: "invalid_token"},
+		"unknown signer":                   {hdr: bearer(jwtauthtest.Sign(t, jose.ES256, otherEC, "e", good)), want: 401, challenge: "invalid_token"},
+		"wrong alg for the key":            {hdr: bearer(jwtauthtest.Sign(t, jose.ES256, ecKey, "r", good)), want: 401, challenge: "invalid_token"},
+		"HS256 with public key":            {hdr: bearer(hs), want: 401, challenge: "not accepted"},
+		"alg none":                         {hdr: bearer(none), want: 401, challenge: "not accepted"},
+		"custom header":                    {hdr: map[string]string{"Host": "custom.test", "X-Token": jwtauthtest.Sign(t, jose.RS256, rsaKey, "r", good)}, want: 200},
+		"no exp: valid forever by default": {hdr: bearer(unexpiring), want: 200},
+		"no exp, expiry required":          {hdr: map[string]string{"Host": "strict.test", "Authorization": "Bearer " + unexpiring}, want: 401, challenge: "token has no expiry"},
+		"exp, expiry required":             {hdr: map[string]string{"Host": "strict.test", "Authorization": "Bearer " + jwtauthtest.Sign(t, jose.RS256, rsaKey, "r", good)}, want: 200},
 		"custom header ignores Authorization": {hdr: map[string]string{"Host": "custom.test", "Authorization": "Bearer " + jwtauthtest.Sign(t, jose.RS256, rsaKey, "r", good)},
 			want: 401},
 	}

@@ -24,6 +24,8 @@ type JWT struct {
 	// sent upstream; those headers are always removed from the client's
 	// request first, so a client cannot set them.
 	ClaimsToHeaders []ClaimHeader `json:"claimsToHeaders,omitempty"`
+	// RequireExpiry refuses a token without "exp" (one that never expires).
+	RequireExpiry bool `json:"requireExpiry,omitempty"`
 }
 
 // ClaimHeader copies one claim into one request header.
