@@ -68,9 +68,18 @@ func (c *Checkers) dialTLS(ctx context.Context, network, addr string) (net.Conn,
 	if err != nil {
 		return nil, err
 	}
-	tc := tls.Client(raw, cfg)
-	if err := tc.HandshakeContext(ctx); err != nil {
+	tc, err := handshake(ctx, raw, cfg)
+	if err != nil {
 		_ = raw.Close()
+		return nil, err
+	}
+	return tc, nil
+}
+
+// handshake runs a probe's TLS client handshake on conn.
+func handshake(ctx context.Context, conn net.Conn, cfg *tls.Config) (*tls.Conn, error) {
+	tc := tls.Client(conn, cfg)
+	if err := tc.HandshakeContext(ctx); err != nil {
 		return nil, fmt.Errorf("health check TLS handshake: %w", err)
 	}
 	return tc, nil
@@ -122,10 +131,9 @@ func (e *GRPCStatusError) Error() string {
 	case "":
 		return "grpc health check: the answer has no grpc-status"
 	case "0":
-	default:
-		return "grpc health check: grpc-status " + e.Code + " " + strconv.Quote(e.Message)
+		return "grpc health check: serving status " + strconv.FormatUint(e.Serving, 10) + ", not SERVING"
 	}
-	return "grpc health check: serving status " + strconv.FormatUint(e.Serving, 10) + ", not SERVING"
+	return "grpc health check: grpc-status " + e.Code + " " + strconv.Quote(e.Message)
 }
 
 // grpcRequest is a length-prefixed HealthCheckRequest{service}.
@@ -197,9 +205,9 @@ func (c *Checkers) probeGRPC(ctx context.Context, addr string, chk Check) error 
 	}
 	scheme := "http://"
 	if cfg != nil {
-		tc := tls.Client(conn, cfg)
-		if err := tc.HandshakeContext(ctx); err != nil {
-			return fmt.Errorf("health check TLS handshake: %w", err)
+		tc, err := handshake(ctx, conn, cfg)
+		if err != nil {
+			return err
 		}
 		if p := tc.ConnectionState().NegotiatedProtocol; p != "h2" {
 			return fmt.Errorf("grpc health check: the endpoint negotiated %q, not h2", p)

@@ -353,10 +353,8 @@ func (p *Proxy) rewriteHTTP2(pr *httputil.ProxyRequest) {
 // every route to the backend; the route that opens it times the dial.
 func dialFor(ctx context.Context, dialer *net.Dialer) *net.Dialer {
 	ut, _ := ctx.Value(upgradeKey{}).(*upgradeTarget)
-	if ut == nil || ut.stream == nil || ut.stream.connect <= 0 || ut.stream.connect == dialer.Timeout {
+	if ut == nil || ut.stream == nil {
 		return dialer
 	}
-	d := *dialer
-	d.Timeout = ut.stream.connect
-	return &d
+	return withConnectTimeout(dialer, ut.stream.connect)
 }

@@ -33,6 +33,8 @@ import (
 	"time"
 
 	"golang.org/x/net/http/httpguts"
+
+	"github.com/portico-dev/portico/gatewaypod/rawconn"
 )
 
 // FastServer serves the plain-text listener with an HTTP/1.1 loop of its own
@@ -360,7 +362,6 @@ type fastConn struct {
 	exit        int // how onReadable left the connection
 	idleSince   time.Time
 	parkedFD    int32 // the socket, while parked
-	first       bool  // the connection's first request
 	headerArmed bool  // the header timeout runs for the current request
 	// values holds the header values of the previous request by name: a
 	// client repeats them, and a repeated one costs no allocation.
@@ -418,10 +419,8 @@ func (fc *fastConn) serve(base context.Context) {
 	fc.tmpl.RemoteAddr = fc.conn.RemoteAddr().String()
 	fc.w.conn = fc
 	fc.w.hdr = make(http.Header, 8)
-	fc.fdr.fc = fc
 
 	// The header timeout counts from the connection's start.
-	fc.first = true
 	fc.headerArmed = true
 	fc.arm(s.ReadHeaderTimeout)
 	fc.run()
@@ -543,7 +542,6 @@ func (fc *fastConn) onReadable(fd uintptr) bool {
 
 		// The next request: the idle timeout until its first byte, the
 		// header timeout from then on.
-		fc.first = false
 		fc.headerArmed = false
 		fc.idleSince = time.Now()
 		fc.arm(fc.srv.idleWait())
@@ -584,17 +582,14 @@ func (fc *fastConn) arm(d time.Duration) {
 
 // fdReader reads the client socket with one read(2) per call from inside
 // the RawConn.Read callback (conn.Read would wait for the read lock the
-// callback holds). EAGAIN surfaces as errWouldBlock.
+// callback holds). EAGAIN surfaces as rawconn.ErrWouldBlock.
 type fdReader struct {
-	fc     *fastConn
 	fd     uintptr
 	filled bool // the last read filled the space it was given
 }
 
-var errWouldBlock = errors.New("would block")
-
 func (r *fdReader) Read(p []byte) (int, error) {
-	n, err := readFD(r.fd, p)
+	n, err := rawconn.ReadFD(r.fd, p)
 	r.filled = n == len(p)
 	return n, err
 }
@@ -647,9 +642,9 @@ func (fc *fastConn) readHeaderBlock() (end, st int) {
 		}
 		if _, err := fc.br.Peek(n + 1); err != nil {
 			switch {
-			case err == errWouldBlock && n == 0:
+			case err == rawconn.ErrWouldBlock && n == 0:
 				return 0, blockNone
-			case err == errWouldBlock:
+			case err == rawconn.ErrWouldBlock:
 				return 0, blockPartial
 			case n > 0 && errors.Is(err, io.EOF):
 				return 0, blockOdd // let net/http answer a truncated request
@@ -756,10 +751,8 @@ func (fc *fastConn) parse(end int) bool {
 			}
 		}
 		value = bytes.Trim(value, " \t")
-		for _, b := range value {
-			if b < ' ' && b != '\t' || b == 0x7f {
-				return false
-			}
+		if !validFieldValue(value) {
+			return false
 		}
 		key := internHeaderKey(name)
 		switch key {
@@ -943,7 +936,7 @@ func (fc *fastConn) handle() (keep bool) {
 // is still there.
 func (fc *fastConn) clientLeft() bool {
 	left := false
-	if err := fc.raw.Control(func(fd uintptr) { left = peekClosed(fd) }); err != nil {
+	if err := fc.raw.Control(func(fd uintptr) { left = rawconn.PeerClosed(fd) }); err != nil {
 		return true // the descriptor is gone
 	}
 	return left

@@ -16,59 +16,5 @@ limitations under the License.
 
 package proxy
 
-import (
-	"io"
-	"syscall"
-	"unsafe"
-)
-
 // fastPathSupported: the fast path drives client sockets itself here.
 const fastPathSupported = true
-
-// readFD is one read(2) on a non-blocking socket, issued without telling
-// the scheduler (it never blocks; a scheduler-visible call would let the
-// runtime's monitor thread hand the P to another thread during a long one,
-// and wake up every 20 µs for a while after). EAGAIN is errWouldBlock, 0
-// bytes io.EOF.
-func readFD(fd uintptr, p []byte) (int, error) {
-	if len(p) == 0 {
-		return 0, nil
-	}
-	for {
-		n, _, errno := syscall.RawSyscall(syscall.SYS_READ, fd, uintptr(unsafe.Pointer(&p[0])), uintptr(len(p)))
-		switch errno {
-		case 0:
-			if n == 0 {
-				return 0, io.EOF
-			}
-			return int(n), nil
-		case syscall.EINTR:
-			continue
-		case syscall.EAGAIN:
-			return 0, errWouldBlock
-		default:
-			return 0, errno
-		}
-	}
-}
-
-// peekClosed reports whether the socket's peer closed or reset it: a
-// non-consuming, non-blocking one-byte recv sees EOF or an error. Bytes
-// waiting, or none yet (EAGAIN), mean the peer is still there.
-func peekClosed(fd uintptr) bool {
-	var b [1]byte
-	for {
-		n, _, errno := syscall.RawSyscall6(syscall.SYS_RECVFROM, fd, uintptr(unsafe.Pointer(&b[0])), 1,
-			syscall.MSG_PEEK|syscall.MSG_DONTWAIT, 0, 0)
-		switch errno {
-		case 0:
-			return n == 0
-		case syscall.EINTR:
-			continue
-		case syscall.EAGAIN:
-			return false
-		default:
-			return true
-		}
-	}
-}

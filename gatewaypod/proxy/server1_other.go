@@ -20,7 +20,3 @@ package proxy
 
 // fastPathSupported: elsewhere net/http serves every connection.
 const fastPathSupported = false
-
-func readFD(uintptr, []byte) (int, error) { return 0, errWouldBlock }
-
-func peekClosed(uintptr) bool { return false }

@@ -118,12 +118,7 @@ func (h *upstreamHost) get(ctx context.Context, connectTimeout time.Duration) (p
 		pc.close()
 	}
 	h.mu.Unlock()
-	d := &h.cp.dialer
-	if connectTimeout > 0 && connectTimeout != d.Timeout {
-		dd := *d
-		dd.Timeout = connectTimeout
-		d = &dd
-	}
+	d := withConnectTimeout(&h.cp.dialer, connectTimeout)
 	c, err := d.DialContext(ctx, "tcp", h.addr)
 	if err != nil {
 		return nil, false, err
@@ -334,4 +329,15 @@ func isTokenChar(c byte) bool {
 		return true
 	}
 	return false
+}
+
+// withConnectTimeout returns d, or a copy of d whose Timeout is t when t is
+// set and differs (a route's proxy-connect-timeout).
+func withConnectTimeout(d *net.Dialer, t time.Duration) *net.Dialer {
+	if t <= 0 || t == d.Timeout {
+		return d
+	}
+	dd := *d
+	dd.Timeout = t
+	return &dd
 }

@@ -32,6 +32,7 @@ limitations under the License.
 package rawconn
 
 import (
+	"io"
 	"net"
 	"syscall"
 )
@@ -94,24 +95,16 @@ func (c *Conn) Read(p []byte) (int, error) {
 }
 
 func (c *Conn) doRead(fd uintptr) bool {
-	for {
-		n, errno := rawRead(fd, c.rbuf)
-		switch errno {
-		case 0:
-			if n == 0 {
-				c.rerr = errEOF
-			}
-			c.rn = n
-			return true
-		case syscall.EINTR:
-			continue
-		case syscall.EAGAIN:
-			return false // wait for the poller
-		default:
-			c.rerr = c.opError("read", errno)
-			return true
-		}
+	n, err := ReadFD(fd, c.rbuf)
+	switch err {
+	case nil, io.EOF:
+		c.rn, c.rerr = n, err
+	case ErrWouldBlock:
+		return false // wait for the poller
+	default:
+		c.rerr = c.opError("read", err)
 	}
+	return true
 }
 
 // Write writes all of p, waiting for the socket to drain when it must.
@@ -152,11 +145,10 @@ func (c *Conn) AwaitReplyAfterWrite() { c.await = true }
 
 func (c *Conn) writeAwait(p []byte) (int, error) {
 	c.wbuf, c.wn, c.werr, c.awaitSent = p, 0, nil, false
-	err := c.raw.Read(c.writeAwaitFn)
-	c.wbuf = nil
 	// A failed wait is the next Read's to report; a write never attempted
 	// (closed, or the deadline already passed) is retried by Write.
-	_ = err
+	_ = c.raw.Read(c.writeAwaitFn)
+	c.wbuf = nil
 	return c.wn, c.werr
 }
 
@@ -167,23 +159,13 @@ func (c *Conn) doWriteAwait(fd uintptr) bool {
 		return true
 	}
 	c.awaitSent = true
-	for c.wn < len(c.wbuf) {
-		n, errno := rawWrite(fd, c.wbuf[c.wn:])
-		switch errno {
-		case 0:
-			c.wn += n
-		case syscall.EINTR:
-			continue
-		case syscall.EAGAIN:
-			return true // the socket is full: Write sends the rest plainly
-		default:
-			c.werr = c.opError("write", errno)
-			return true
-		}
+	if !c.doWrite(fd) || c.werr != nil {
+		return true // the socket is full (Write sends the rest plainly), or failed
 	}
 	return false // sent: wait for the reply
 }
 
+// doWrite writes the rest of c.wbuf; false when the socket is full.
 func (c *Conn) doWrite(fd uintptr) bool {
 	for c.wn < len(c.wbuf) {
 		n, errno := rawWrite(fd, c.wbuf[c.wn:])

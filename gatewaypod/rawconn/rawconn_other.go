@@ -19,10 +19,22 @@ limitations under the License.
 // Package rawconn is a no-op off Linux: connections are used as they are.
 package rawconn
 
-import "net"
+import (
+	"errors"
+	"net"
+)
 
 // Wrap returns c.
 func Wrap(c net.Conn) net.Conn { return c }
 
 // Listener returns ln.
 func Listener(ln net.Listener) net.Listener { return ln }
+
+// ErrWouldBlock is ReadFD's EAGAIN.
+var ErrWouldBlock = errors.New("would block")
+
+// ReadFD is not implemented here: every call would block.
+func ReadFD(uintptr, []byte) (int, error) { return 0, ErrWouldBlock }
+
+// PeerClosed cannot look here: it reports the peer present.
+func PeerClosed(uintptr) bool { return false }

@@ -17,12 +17,61 @@ limitations under the License.
 package rawconn
 
 import (
+	"errors"
 	"io"
 	"syscall"
 	"unsafe"
 )
 
-var errEOF = io.EOF
+// ErrWouldBlock is ReadFD's EAGAIN: nothing to read yet.
+var ErrWouldBlock = errors.New("would block")
+
+// ReadFD is one read(2) on the non-blocking socket fd, issued without
+// telling the scheduler (see the package comment), for code that already
+// holds the descriptor inside a RawConn callback. EAGAIN is ErrWouldBlock,
+// 0 bytes io.EOF.
+func ReadFD(fd uintptr, p []byte) (int, error) {
+	if len(p) == 0 {
+		return 0, nil
+	}
+	for {
+		n, errno := rawRead(fd, p)
+		switch errno {
+		case 0:
+			if n == 0 {
+				return 0, io.EOF
+			}
+			return n, nil
+		case syscall.EINTR:
+			continue
+		case syscall.EAGAIN:
+			return 0, ErrWouldBlock
+		default:
+			return 0, errno
+		}
+	}
+}
+
+// PeerClosed reports whether the peer of socket fd closed or reset it: a
+// non-consuming, non-blocking one-byte recv sees EOF or an error. Bytes
+// waiting, or none yet (EAGAIN), mean the peer is still there.
+func PeerClosed(fd uintptr) bool {
+	var b [1]byte
+	for {
+		n, _, errno := syscall.RawSyscall6(syscall.SYS_RECVFROM, fd, uintptr(unsafe.Pointer(&b[0])), 1,
+			syscall.MSG_PEEK|syscall.MSG_DONTWAIT, 0, 0)
+		switch errno {
+		case 0:
+			return n == 0
+		case syscall.EINTR:
+			continue
+		case syscall.EAGAIN:
+			return false
+		default:
+			return true
+		}
+	}
+}
 
 func rawRead(fd uintptr, p []byte) (int, syscall.Errno) {
 	n, _, errno := syscall.RawSyscall(syscall.SYS_READ, fd, uintptr(unsafe.Pointer(&p[0])), uintptr(len(p)))

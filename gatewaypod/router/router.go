@@ -444,13 +444,14 @@ func (r *route) matches(path string) bool {
 // normalizeHost lower-cases host and strips a port and a trailing dot, so
 // "Foo.Example.com.:8080" and "foo.example.com" select the same virtual host.
 func normalizeHost(host string) string {
-	if strings.IndexByte(host, ':') < 0 {
-		// No port (what browsers send for 80 and 443): SplitHostPort would
-		// allocate its "missing port" error.
-	} else if h, _, err := net.SplitHostPort(host); err == nil {
-		host = h
-	} else if strings.HasPrefix(host, "[") && strings.HasSuffix(host, "]") {
-		host = host[1 : len(host)-1]
+	// Without a colon there is no port (what browsers send for 80 and
+	// 443), and SplitHostPort would allocate its "missing port" error.
+	if strings.IndexByte(host, ':') >= 0 {
+		if h, _, err := net.SplitHostPort(host); err == nil {
+			host = h
+		} else if strings.HasPrefix(host, "[") && strings.HasSuffix(host, "]") {
+			host = host[1 : len(host)-1]
+		}
 	}
 	host = strings.TrimSuffix(host, ".")
 	for i := 0; i < len(host); i++ {
