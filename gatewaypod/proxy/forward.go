@@ -54,6 +54,10 @@ type attempt struct {
 	setCookie string
 	// log, when set, receives the request id generated for the access log.
 	log *accessEntry
+	// start is when the request began, kept while that is still "now"
+	// (until the first endpoint answers or fails): the first exchange
+	// reads no clock of its own. Zero: read the clock.
+	start time.Time
 }
 
 // forwardedCopy returns a copy of a.f for the objects that outlive the
@@ -76,12 +80,12 @@ type replyAwaiter interface{ AwaitReplyAfterWrite() }
 // A cancellation sets a past deadline and closes the connection, so a stale
 // deadline is never relied on. Routes may differ in timeout: a connection
 // armed for another one is re-armed.
-func (a *attempt) armReadTimeout(pc *upConn) {
+func (a *attempt) armReadTimeout(pc *upConn, now time.Time) {
 	rt := a.readTimeout
 	if rt <= 0 {
 		return
 	}
-	if now := time.Now(); pc.armedFor != rt || now.Sub(pc.armedAt) > rt/64 {
+	if pc.armedFor != rt || now.Sub(pc.armedAt) > rt/64 {
 		pc.armedAt, pc.armedFor = now, rt
 		_ = pc.conn.SetReadDeadline(now.Add(rt))
 	}
@@ -111,7 +115,11 @@ var errAborted = errors.New("response aborted")
 func (a *attempt) run(h *upstreamHost) (int, error) {
 	ctx := a.req.Context()
 	for try := 0; ; try++ {
-		pc, reused, err := h.get(ctx, a.connectTimeout)
+		now := a.start
+		if try > 0 || now.IsZero() {
+			now = time.Now()
+		}
+		pc, reused, err := h.get(ctx, a.connectTimeout, now)
 		if err != nil {
 			if ctx.Err() != nil {
 				return 0, &failure{err: err, status: StatusClientClosedRequest}
@@ -126,7 +134,7 @@ func (a *attempt) run(h *upstreamHost) (int, error) {
 			try--
 			continue
 		}
-		code, err := a.exchange(ctx, pc)
+		code, err := a.exchange(ctx, pc, now)
 		if err == nil {
 			return code, nil
 		}
@@ -142,7 +150,8 @@ func (a *attempt) run(h *upstreamHost) (int, error) {
 
 // exchange sends the request on pc and relays the response. pc is returned
 // to the pool or closed.
-func (a *attempt) exchange(ctx context.Context, pc *upConn) (code int, err error) {
+// now is the time the exchange starts.
+func (a *attempt) exchange(ctx context.Context, pc *upConn, now time.Time) (code int, err error) {
 	p := a.p
 	stop := neverStopped
 	if uw, ok := ctx.Value(upstreamWatchKey{}).(upstreamWatcher); ok {
@@ -164,7 +173,7 @@ func (a *attempt) exchange(ctx context.Context, pc *upConn) (code int, err error
 	if !a.hasBody {
 		// The response timeout runs from the request's send, and the
 		// write also waits for the reply where the connection can.
-		a.armReadTimeout(pc)
+		a.armReadTimeout(pc, now)
 		if aw, ok := pc.conn.(replyAwaiter); ok {
 			aw.AwaitReplyAfterWrite()
 		}
@@ -173,7 +182,7 @@ func (a *attempt) exchange(ctx context.Context, pc *upConn) (code int, err error
 		return 0, err
 	}
 	if a.hasBody {
-		a.armReadTimeout(pc) // the wait for the response starts after the body
+		a.armReadTimeout(pc, time.Now()) // the wait for the response starts after the body
 	}
 	hdr := a.w.Header()
 	var rs responseState

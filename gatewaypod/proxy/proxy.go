@@ -353,7 +353,7 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 			w = &e.w
 		}
 	}
-	code, t, abort := p.serve(w, req, e)
+	code, t, abort := p.serve(w, req, e, start)
 	p.metrics.observe(code)
 	obs := &p.metrics.edge
 	if t != nil {
@@ -373,7 +373,7 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 // the target it was meant for (nil when answered before one was chosen),
 // and whether the client connection must be cut. e, when not nil, collects
 // what the access log reports.
-func (p *Proxy) serve(w http.ResponseWriter, req *http.Request, e *accessEntry) (int, *target, bool) {
+func (p *Proxy) serve(w http.ResponseWriter, req *http.Request, e *accessEntry, start time.Time) (int, *target, bool) {
 	st := p.state.Load()
 	if st == nil {
 		return p.reply(w, http.StatusServiceUnavailable, "no configuration loaded yet"), nil, false
@@ -399,7 +399,7 @@ func (p *Proxy) serve(w http.ResponseWriter, req *http.Request, e *accessEntry) 
 	}
 	t := p.target(st, &d)
 	a := attempt{p: p, w: w, req: req, f: p.trust.forwarded(req), host: req.Host, prefix: d.ForwardedPrefix,
-		connectTimeout: 0, readTimeout: p.readTimeout, sendTimeout: p.sendTimeout, log: e}
+		connectTimeout: 0, readTimeout: p.readTimeout, sendTimeout: p.sendTimeout, log: e, start: start}
 	if ew := p.errorPages(st, &d, &a); ew != w {
 		w, a.w = ew, ew // custom-http-errors
 	}
@@ -500,6 +500,7 @@ func (p *Proxy) serve(w http.ResponseWriter, req *http.Request, e *accessEntry) 
 		ep.Acquire()
 		code, err := a.run(h)
 		ep.Release()
+		a.start = time.Time{} // a retry, or what follows, reads the clock
 		if err == nil {
 			if code >= 500 {
 				ep.ReportFailure(time.Now())

@@ -544,7 +544,7 @@ func (fc *fastConn) onReadable(fd uintptr) bool {
 		// header timeout from then on.
 		fc.headerArmed = false
 		fc.idleSince = time.Now()
-		fc.arm(fc.srv.idleWait())
+		fc.armAt(fc.idleSince, fc.srv.idleWait())
 		if fc.br.Buffered() > 0 || fc.fdr.filled {
 			// Pipelined bytes, or the last read filled the buffer (the
 			// socket may hold more, and no new readiness will say so).
@@ -565,6 +565,15 @@ func (fc *fastConn) onReadable(fd uintptr) bool {
 // same d within d/64 is skipped: a busy connection does not pay a timer
 // update per request, at the price of a timeout up to d/64 early.
 func (fc *fastConn) arm(d time.Duration) {
+	var now time.Time
+	if d > 0 {
+		now = time.Now()
+	}
+	fc.armAt(now, d)
+}
+
+// armAt is arm with the time already read.
+func (fc *fastConn) armAt(now time.Time, d time.Duration) {
 	if d <= 0 {
 		if fc.armedFor != 0 {
 			fc.armedFor = 0
@@ -572,7 +581,6 @@ func (fc *fastConn) arm(d time.Duration) {
 		}
 		return
 	}
-	now := time.Now()
 	if fc.armedFor == d && now.Sub(fc.armedAt) < d/64 {
 		return
 	}
@@ -580,7 +588,7 @@ func (fc *fastConn) arm(d time.Duration) {
 	_ = fc.conn.SetReadDeadline(now.Add(d))
 }
 
-// fdReader reads the client socket with one read(2) per call from inside
+// fdReader reads the client socket with one recv(2) per call from inside
 // the RawConn.Read callback (conn.Read would wait for the read lock the
 // callback holds). EAGAIN surfaces as rawconn.ErrWouldBlock.
 type fdReader struct {

@@ -75,7 +75,39 @@ type upConn struct {
 	line []byte // assembly buffer for header lines longer than br's buffer
 }
 
-func (pc *upConn) close() { _ = pc.conn.Close() }
+func (pc *upConn) close() {
+	_ = pc.conn.Close()
+	pc.releaseBuffers()
+}
+
+// Buffers of connections in use come from pools and go back when the
+// connection idles: at 256 busy client connections a buffer pair per
+// endpoint connection kept thousands of cold kilobytes touched once per
+// request; pooled, the few in use stay in cache.
+var (
+	upstreamReaders = sync.Pool{New: func() any { return bufio.NewReaderSize(nil, upstreamReadBuffer) }}
+	upstreamWriters = sync.Pool{New: func() any { return bufio.NewWriterSize(nil, upstreamWriteBuffer) }}
+)
+
+func (pc *upConn) attachBuffers() {
+	pc.br = upstreamReaders.Get().(*bufio.Reader)
+	pc.br.Reset(pc.conn)
+	pc.bw = upstreamWriters.Get().(*bufio.Writer)
+	pc.bw.Reset(pc.conn)
+}
+
+func (pc *upConn) releaseBuffers() {
+	if pc.br != nil {
+		pc.br.Reset(nil)
+		upstreamReaders.Put(pc.br)
+		pc.br = nil
+	}
+	if pc.bw != nil {
+		pc.bw.Reset(nil)
+		upstreamWriters.Put(pc.bw)
+		pc.bw = nil
+	}
+}
 
 // connPools owns every upstreamHost, keyed by address.
 type connPools struct {
@@ -103,9 +135,9 @@ func (cp *connPools) host(addr string, ep *balancer.Endpoint, up *upstreamConfig
 }
 
 // get returns an idle connection (reused true) or dials a new one.
-// connectTimeout, when not zero, replaces the dialer's timeout.
-func (h *upstreamHost) get(ctx context.Context, connectTimeout time.Duration) (pc *upConn, reused bool, err error) {
-	now := time.Now()
+// connectTimeout, when not zero, replaces the dialer's timeout; now is the
+// time (read by the caller) idle connections are judged at.
+func (h *upstreamHost) get(ctx context.Context, connectTimeout time.Duration, now time.Time) (pc *upConn, reused bool, err error) {
 	h.mu.Lock()
 	for len(h.idle) > 0 {
 		pc = h.idle[len(h.idle)-1]
@@ -113,6 +145,7 @@ func (h *upstreamHost) get(ctx context.Context, connectTimeout time.Duration) (p
 		h.idle = h.idle[:len(h.idle)-1]
 		if now.Sub(pc.idleSince) < h.cp.idleTimeout {
 			h.mu.Unlock()
+			pc.attachBuffers()
 			return pc, true, nil
 		}
 		pc.close()
@@ -129,18 +162,19 @@ func (h *upstreamHost) get(ctx context.Context, connectTimeout time.Duration) (p
 			return nil, false, err
 		}
 	}
-	return &upConn{
-		host: h,
-		conn: c,
-		br:   bufio.NewReaderSize(c, upstreamReadBuffer),
-		bw:   bufio.NewWriterSize(c, upstreamWriteBuffer),
-		vals: map[string][]string{},
-	}, false, nil
+	pc = &upConn{host: h, conn: c, vals: map[string][]string{}}
+	pc.attachBuffers()
+	return pc, false, nil
 }
 
 // put returns a healthy connection to the idle list (or closes it when the
 // list is full) and closes connections idle for longer than idleTimeout.
 func (h *upstreamHost) put(pc *upConn) {
+	if pc.br.Buffered() > 0 {
+		pc.close() // bytes nobody asked for: not a clean keep-alive connection
+		return
+	}
+	pc.releaseBuffers()
 	now := time.Now()
 	pc.idleSince = now
 	h.mu.Lock()

@@ -17,7 +17,7 @@ limitations under the License.
 */
 
 // Package rawconn wraps a TCP connection so its Read and Write issue the
-// read(2) and write(2) system calls without telling the Go scheduler, while
+// recv(2) and send(2) system calls without telling the Go scheduler, while
 // still waiting for readiness (and honouring deadlines) through the
 // runtime's poller.
 //
