@@ -180,7 +180,7 @@ func (r *GatewayConfigReconciler) Reconcile(ctx context.Context, req ctrl.Reques
 	if wait := r.publishWait(gc.Name, before.Status.Snapshot.Version, out.Snapshot.Version); wait > 0 && !gc.Spec.Paused {
 		// Too soon after the last write: keep the published version, come
 		// back when the interval is over. Later changes fold into that write.
-		facts.snapshotVersion = before.Status.Snapshot.Version
+		facts.keepPublished(before)
 		if err := r.observe(ctx, inst, &facts); err != nil {
 			return ctrl.Result{}, err
 		}
@@ -189,13 +189,13 @@ func (r *GatewayConfigReconciler) Reconcile(ctx context.Context, req ctrl.Reques
 
 	if gc.Spec.Paused {
 		facts.paused = true
-		facts.snapshotVersion = before.Status.Snapshot.Version // nothing new is published while paused
+		facts.keepPublished(before) // nothing new is published while paused
 	} else {
 		snapCMs, refused := snapshotConfigMaps(inst, out, r.Params.SnapshotPartSize)
 		if refused != nil {
 			// Never written: the ConfigMaps keep the last good snapshot.
 			facts.snapshotProblem = refused
-			facts.snapshotVersion = before.Status.Snapshot.Version
+			facts.keepPublished(before)
 			if newRefusal(before, refused) {
 				metricSnapshotRefused.WithLabelValues(gc.Name, refused.reason).Inc()
 				logger.Error(nil, "Snapshot refused, keeping the last good one", "gatewayConfig", klog.KObj(gc),

@@ -26,6 +26,7 @@ type statusFacts struct {
 	// programmedReplicas counts ready pods reporting snapshotVersion.
 	programmedReplicas int32
 	addresses          []string
+	// accepted and rejected count the Ingresses of snapshotVersion.
 	accepted, rejected int32
 	// paused is spec.paused: nothing is written but status.
 	paused bool
@@ -40,6 +41,16 @@ type statusFacts struct {
 	refusal  *problem
 	// snapshotProblem says why the compiled snapshot was not published.
 	snapshotProblem *problem
+}
+
+// keepPublished makes the facts describe the snapshot already published
+// (nothing new is written this round): its version and its Ingress counts,
+// not the newer compile's. Otherwise Listening with the new counts could be
+// reported while the pods still serve the older snapshot.
+func (f *statusFacts) keepPublished(before *gatewayv1alpha1.GatewayConfig) {
+	f.snapshotVersion = before.Status.Snapshot.Version
+	f.accepted = before.Status.Snapshot.AcceptedIngresses
+	f.rejected = before.Status.Snapshot.RejectedIngresses
 }
 
 // problem is a reason and message for a Degraded or Failed status.

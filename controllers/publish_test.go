@@ -67,6 +67,13 @@ var _ = Describe("Snapshot publishing", func() {
 		addIngress("c")
 		Expect(reconcile().RequeueAfter).To(BeNumerically(">", 0))
 		Expect(published()).To(Equal(second))
+		// While held back, status describes the published snapshot: its
+		// version and its one Ingress, not the three already compiled
+		// (Listening with 3 would claim pods serve b and c).
+		held := &gatewayv1alpha1.GatewayConfig{}
+		Expect(k8sClient.Get(ctx, types.NamespacedName{Name: "bursty"}, held)).To(Succeed())
+		Expect(held.Status.Snapshot.Version).To(Equal(second))
+		Expect(held.Status.Snapshot.AcceptedIngresses).To(Equal(int32(1)), "only a is published")
 
 		clk.SetTime(clk.Now().Add(time.Second))
 		Expect(reconcile().RequeueAfter).To(BeZero())
