@@ -18,6 +18,9 @@ type ClientAuth struct {
 	ErrorPage string
 	// PassCertificate sends the client certificate upstream.
 	PassCertificate bool
+	// MatchCN is auth-tls-match-cn: a "CN=..." pattern the certificate's
+	// subject DN must match.
+	MatchCN string
 }
 
 // ClientAuthGroup reads auth-tls-secret and its companions.
@@ -34,6 +37,8 @@ var ClientAuthGroup = &Group[ClientAuth]{
 			Doc: "Absolute http(s) URL a request failing verification is redirected to (302) instead of answered 400."},
 		{Name: "auth-tls-pass-certificate-to-upstream", Validator: vBool, Scope: ScopeHost, Risk: RiskLow,
 			Doc: "Send the client certificate, URL-escaped PEM, upstream in the ssl-client-cert header. ssl-client-verify, ssl-client-subject-dn and ssl-client-issuer-dn are always sent; client-supplied ssl-client-* headers are dropped."},
+		{Name: "auth-tls-match-cn", Validator: vMatchCN, Scope: ScopeHost, Risk: RiskHigh,
+			Doc: "\"CN=\" and an RE2 pattern, e.g. \"CN=(alice|bob)\", matched unanchored (as nginx's ~) against the client certificate's subject DN (\"CN=alice,O=Example\"); a request without a certificate, or whose subject does not match, gets 403 \"client certificate unauthorized\"."},
 	},
 	parse: func(r *reader) (ClientAuth, error) {
 		c := ClientAuth{
@@ -41,10 +46,11 @@ var ClientAuthGroup = &Group[ClientAuth]{
 			Depth:           r.integer("auth-tls-verify-depth", 1),
 			ErrorPage:       r.str("auth-tls-error-page"),
 			PassCertificate: r.boolean("auth-tls-pass-certificate-to-upstream", false),
+			MatchCN:         r.str("auth-tls-match-cn"),
 		}
 		ref, ok, _ := r.get("auth-tls-secret")
 		if !ok {
-			for _, other := range []string{"auth-tls-verify-client", "auth-tls-verify-depth", "auth-tls-error-page", "auth-tls-pass-certificate-to-upstream"} {
+			for _, other := range []string{"auth-tls-verify-client", "auth-tls-verify-depth", "auth-tls-error-page", "auth-tls-pass-certificate-to-upstream", "auth-tls-match-cn"} {
 				if r.has(other) {
 					r.warnf("annotation %s is ignored: auth-tls-secret is not set", r.key(other))
 				}
@@ -57,4 +63,11 @@ var ClientAuthGroup = &Group[ClientAuth]{
 		c.SecretNamespace, c.SecretName, _ = splitSecretRef(ref)
 		return c, nil
 	},
+}
+
+func vMatchCN(v string) error {
+	if err := vText(v); err != nil {
+		return err
+	}
+	return snapshot.ValidMatchCN(v)
 }

@@ -41,8 +41,14 @@ func TestParseClientAuth(t *testing.T) {
 		"secret with two slashes":   {in: map[string]string{n + "auth-tls-secret": "a/b/c"}, wantErrKey: n + "auth-tls-secret"},
 		"secret not a DNS name":     {in: map[string]string{n + "auth-tls-secret": "ns/Bad_Name"}, wantErrKey: n + "auth-tls-secret"},
 		"pass certificate not bool": {in: map[string]string{n + "auth-tls-secret": "ns/ca", n + "auth-tls-pass-certificate-to-upstream": "1"}, wantErrKey: n + "auth-tls-pass-certificate-to-upstream"},
-		"match-cn still unsupported": {in: map[string]string{n + "auth-tls-secret": "ns/ca", n + "auth-tls-match-cn": "CN=x"},
-			wantErrKey: n + "auth-tls-match-cn", wantReason: ReasonUnsupportedAnnotation},
+		"match-cn": {in: map[string]string{n + "auth-tls-secret": "ns/ca", n + "auth-tls-match-cn": "CN=(alice|bob)"},
+			want: ClientAuth{SecretNamespace: "ns", SecretName: "ca", Verify: "on", Depth: 1, MatchCN: "CN=(alice|bob)"}},
+		"match-cn without CN=": {in: map[string]string{n + "auth-tls-secret": "ns/ca", n + "auth-tls-match-cn": "alice"},
+			wantErrKey: n + "auth-tls-match-cn", wantReason: ReasonInvalidAnnotation},
+		"match-cn not RE2": {in: map[string]string{n + "auth-tls-secret": "ns/ca", n + "auth-tls-match-cn": "CN=(?<!x)a"},
+			wantErrKey: n + "auth-tls-match-cn", wantReason: ReasonInvalidAnnotation},
+		"match-cn without a secret is ignored with a warning": {in: map[string]string{n + "auth-tls-match-cn": "CN=a"},
+			wantWarnings: []string{"annotation nginx.ingress.kubernetes.io/auth-tls-match-cn is ignored: auth-tls-secret is not set"}},
 	}
 	for name, tc := range tests {
 		t.Run(name, func(t *testing.T) {

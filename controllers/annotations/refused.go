@@ -38,7 +38,7 @@ var unsupported = map[string]bool{
 	"auth-secret": true, "auth-secret-type": true, "auth-realm": true, "auth-method": true,
 	"auth-response-headers": true, "auth-request-redirect": true, "auth-cache-key": true,
 	"auth-cache-duration": true, "auth-proxy-set-headers": true, "auth-keepalive": true,
-	"auth-always-set-cookie": true, "auth-tls-match-cn": true, "satisfy": true,
+	"auth-always-set-cookie": true, "satisfy": true,
 }
 
 // ignored are ingress-nginx annotations that are accepted with a warning:

@@ -69,7 +69,7 @@ func resolveClientAuth(c *compiled, secrets []corev1.Secret) *rejection {
 	}
 	c.clientAuth = &clientAuthOf{
 		ca: &snapshot.ClientAuth{CASecret: name, CAHash: snapshot.DataHash(bundle), Verify: a.Verify, Depth: a.Depth,
-			ErrorPage: a.ErrorPage, PassCertificate: a.PassCertificate},
+			ErrorPage: a.ErrorPage, PassCertificate: a.PassCertificate, MatchCN: a.MatchCN},
 		data: bundle,
 	}
 	return nil

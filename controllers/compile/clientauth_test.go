@@ -50,7 +50,7 @@ func TestCompileClientAuth(t *testing.T) {
 		return Result{}
 	}
 	want := &snapshot.ClientAuth{CASecret: "default/ca", CAHash: snapshot.DataHash(ca.CertPEM), Verify: "optional", Depth: 2,
-		ErrorPage: "https://errors.example.com/", PassCertificate: true}
+		ErrorPage: "https://errors.example.com/", PassCertificate: true, MatchCN: "CN=(alice|bob)"}
 
 	tests := map[string]struct {
 		ings  []networkingv1.Ingress
@@ -58,7 +58,8 @@ func TestCompileClientAuth(t *testing.T) {
 	}{
 		"host carries the verification; the CA travels in TLSData only": {
 			ings: []networkingv1.Ingress{ing("a", 1, "secure.example.com", np+"auth-tls-secret", "default/ca", np+"auth-tls-verify-client", "optional",
-				np+"auth-tls-verify-depth", "2", np+"auth-tls-error-page", "https://errors.example.com/", np+"auth-tls-pass-certificate-to-upstream", "true")},
+				np+"auth-tls-verify-depth", "2", np+"auth-tls-error-page", "https://errors.example.com/", np+"auth-tls-pass-certificate-to-upstream", "true",
+				np+"auth-tls-match-cn", "CN=(alice|bob)")},
 			check: func(t *testing.T, out Output) {
 				if diff := cmp.Diff(want, hostAuth(out, "secure.example.com")); diff != "" {
 					t.Errorf("clientAuth (-want +got):\n%s", diff)
@@ -118,7 +119,8 @@ func TestCompileClientAuth(t *testing.T) {
 			ings: []networkingv1.Ingress{
 				ing("young", 1, "h", np+"auth-tls-secret", "default/other"),
 				ing("old", 5, "h", np+"auth-tls-secret", "default/ca", np+"auth-tls-verify-client", "optional", np+"auth-tls-verify-depth", "2",
-					np+"auth-tls-error-page", "https://errors.example.com/", np+"auth-tls-pass-certificate-to-upstream", "true"),
+					np+"auth-tls-error-page", "https://errors.example.com/", np+"auth-tls-pass-certificate-to-upstream", "true",
+					np+"auth-tls-match-cn", "CN=(alice|bob)"),
 				ing("plain", 3, "h"),
 			},
 			check: func(t *testing.T, out Output) {

@@ -72,6 +72,9 @@ func stripClientCertHeaders(h http.Header, thorough bool) {
 //   - optional: a bad certificate likewise; none passes as NONE;
 //   - optional_no_ca: a certificate of an unknown issuer passes, marked
 //     FAILED upstream; other errors (expired, wrong purpose) are refused.
+//
+// With auth-tls-match-cn (d.MatchCN) a request whose certificate subject
+// does not match, or that has none (optional, off), gets 403, as nginx.
 func (p *Proxy) clientAuth(w http.ResponseWriter, req *http.Request, st *state, d *router.Decision) (int, bool) {
 	ca := d.ClientAuth
 	stripClientCertHeaders(req.Header, ca != nil)
@@ -80,6 +83,9 @@ func (p *Proxy) clientAuth(w http.ResponseWriter, req *http.Request, st *state, 
 	}
 	mode := ca.EffectiveVerify()
 	if mode == snapshot.VerifyOff {
+		if d.MatchCN != nil { // no certificate is asked for: none can match
+			return p.reply(w, http.StatusForbidden, msgCNUnauthorized), true
+		}
 		req.Header[hdrSSLClientVerify] = []string{"NONE"}
 		return 0, false
 	}
@@ -98,6 +104,9 @@ func (p *Proxy) clientAuth(w http.ResponseWriter, req *http.Request, st *state, 
 		if mode == snapshot.VerifyOn {
 			return p.clientAuthFailed(w, ca, "No required SSL certificate was sent"), true
 		}
+		if d.MatchCN != nil { // nginx: an empty subject does not match
+			return p.reply(w, http.StatusForbidden, msgCNUnauthorized), true
+		}
 		req.Header[hdrSSLClientVerify] = []string{"NONE"}
 		return 0, false
 	}
@@ -115,15 +124,23 @@ func (p *Proxy) clientAuth(w http.ResponseWriter, req *http.Request, st *state, 
 		}
 		result = "FAILED:" + err.Error()
 	}
+	subject := certs[0].Subject.String()
+	if d.MatchCN != nil && !d.MatchCN.MatchString(subject) {
+		p.log.Debug("Client certificate subject not allowed", "host", d.Host, "subject", subject, "matchCN", ca.MatchCN)
+		return p.reply(w, http.StatusForbidden, msgCNUnauthorized), true
+	}
 	h := req.Header
 	h[hdrSSLClientVerify] = []string{result}
-	h[hdrSSLClientSubjectDN] = []string{certs[0].Subject.String()}
+	h[hdrSSLClientSubjectDN] = []string{subject}
 	h[hdrSSLClientIssuerDN] = []string{certs[0].Issuer.String()}
 	if ca.PassCertificate {
 		h[hdrSSLClientCert] = []string{escapeComponent(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: certs[0].Raw}))}
 	}
 	return 0, false
 }
+
+// msgCNUnauthorized is nginx's answer when auth-tls-match-cn fails.
+const msgCNUnauthorized = "client certificate unauthorized"
 
 // clientAuthFailed answers a refused request: a 302 to the error page, or
 // 400 with nginx's message.

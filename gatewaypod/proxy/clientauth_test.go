@@ -40,6 +40,9 @@ func newClientAuthFront(t *testing.T) *clientAuthFront {
 		"page.test":     auth(snapshot.VerifyOn, func(c *snapshot.ClientAuth) { c.ErrorPage = "https://errors.example.com/cert.html" }),
 		"deep.test":     auth(snapshot.VerifyOn, func(c *snapshot.ClientAuth) { c.Depth = 2 }),
 		"off.test":      auth(snapshot.VerifyOff),
+		"cn.test":       auth(snapshot.VerifyOn, func(c *snapshot.ClientAuth) { c.MatchCN = "CN=(good client|chained client)" }),
+		"cnopt.test":    auth(snapshot.VerifyOptional, func(c *snapshot.ClientAuth) { c.MatchCN = "CN=good" }),
+		"cnoff.test":    auth(snapshot.VerifyOff, func(c *snapshot.ClientAuth) { c.MatchCN = "CN=good" }),
 		"unloaded.test": {CASecret: "ns/missing", CAHash: "0123456789abcdef"},
 		"public.test":   nil,
 	}
@@ -166,6 +169,13 @@ func TestClientAuth(t *testing.T) {
 		"optional_no_ca: none passes as NONE":               {sni: "noca.test", host: "noca.test", want: want{status: 200, verify: "NONE", asked: true}},
 		"off: no certificate is asked for":                  {sni: "off.test", host: "off.test", cert: good, want: want{status: 200, verify: "NONE"}},
 		"no client auth: forged headers are dropped":        {sni: "public.test", host: "public.test", hdr: forged, want: want{status: 200}},
+		// auth-tls-match-cn: nginx's ~ on the subject DN, unanchored.
+		"match-cn: a matching subject passes":          {sni: "cn.test", host: "cn.test", cert: good, want: want{status: 200, verify: "SUCCESS", subject: "CN=good client", asked: true}},
+		"match-cn: another subject of the same CA 403": {sni: "cn.test", host: "cn.test", cert: leaf(ca, testcerts.Options{CommonName: "mallory", Client: true}), want: want{status: 403, asked: true}},
+		"match-cn: the pattern is not anchored":        {sni: "cnopt.test", host: "cnopt.test", cert: good, want: want{status: 200, verify: "SUCCESS", subject: "CN=good client", asked: true}},
+		"match-cn: verification still comes first":     {sni: "cn.test", host: "cn.test", cert: wrongCA, want: want{status: 400, asked: true}},
+		"match-cn, optional: no certificate is 403":    {sni: "cnopt.test", host: "cnopt.test", want: want{status: 403, asked: true}},
+		"match-cn, off: nothing can match, 403":        {sni: "cnoff.test", host: "cnoff.test", cert: good, want: want{status: 403}},
 		// The classic hole: TLS for a name that does not ask for a
 		// certificate, then the Host of one that does.
 		"SNI without client auth, Host with: 421":      {sni: "public.test", host: "secure.test", cert: good, want: want{status: 421}},

@@ -3,6 +3,7 @@ package router
 import (
 	"net/http"
 	"net/netip"
+	"regexp"
 	"slices"
 	"strings"
 
@@ -47,6 +48,8 @@ type Decision struct {
 	// virtual host (auth-tls-*); nil when it has none. The proxy applies it
 	// before Redirect and Backend.
 	ClientAuth *snapshot.ClientAuth
+	// MatchCN is ClientAuth.MatchCN compiled; nil when it has none.
+	MatchCN *regexp.Regexp
 
 	route *route
 }
@@ -76,7 +79,7 @@ func (rt *Router) Decide(r *http.Request) Decision {
 		d.Backend = rt.defaultBackend
 		return d
 	}
-	d.ClientAuth = vh.clientAuth
+	d.ClientAuth, d.MatchCN = vh.clientAuth, vh.matchCN
 	if vh.redirectHost != "" {
 		d.Redirect = &RedirectDecision{Code: http.StatusPermanentRedirect, Location: scheme + "://" + vh.redirectHost + r.URL.RequestURI()}
 		return d

@@ -77,6 +77,7 @@ type vhost struct {
 	def          *snapshot.Backend
 	redirectHost string
 	clientAuth   *snapshot.ClientAuth // auth-tls-*; nil without
+	matchCN      *regexp.Regexp       // clientAuth.MatchCN compiled; nil without
 	// exactIdx and prefixIdx index routes by path when the virtual host has
 	// no Regex route and every Prefix path is in canonical form; then a
 	// lookup costs one map probe per path element instead of a scan of all
@@ -172,6 +173,14 @@ func CompileWithOptions(s *snapshot.Snapshot, opts Options) (*Router, error) {
 	for i := range s.Hosts {
 		in := &s.Hosts[i]
 		vh := &vhost{routes: make([]route, 0, len(in.Routes)), redirectHost: in.RedirectHost, clientAuth: clonePtr(in.ClientAuth)}
+		if ca := in.ClientAuth; ca != nil && ca.MatchCN != "" {
+			re, err := regexp.Compile(ca.MatchCN)
+			if err != nil {
+				errs = append(errs, fmt.Errorf("host %q clientAuth.matchCN: %w", in.Host, err))
+				continue
+			}
+			vh.matchCN = re
+		}
 		if in.DefaultBackend != nil {
 			vh.def = cloneBackend(in.DefaultBackend)
 			addName(vh.def)

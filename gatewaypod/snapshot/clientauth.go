@@ -2,6 +2,7 @@ package snapshot
 
 import (
 	"fmt"
+	"regexp"
 	"strings"
 )
 
@@ -44,6 +45,23 @@ type ClientAuth struct {
 	// PassCertificate sends the URL-escaped PEM certificate upstream in the
 	// ssl-client-cert header.
 	PassCertificate bool `json:"passCertificate,omitempty"`
+	// MatchCN, when set, is an RE2 pattern ("CN=..."), matched unanchored
+	// against the client certificate's subject DN (RFC 2253, as sent in
+	// ssl-client-subject-dn): a request whose subject does not match, or
+	// that has no certificate, gets 403 (auth-tls-match-cn).
+	MatchCN string `json:"matchCN,omitempty"`
+}
+
+// ValidMatchCN checks an auth-tls-match-cn pattern: "CN=" followed by an
+// RE2 expression.
+func ValidMatchCN(v string) error {
+	if !strings.HasPrefix(v, "CN=") {
+		return fmt.Errorf("%q does not start with CN=", v)
+	}
+	if _, err := regexp.Compile(v); err != nil {
+		return fmt.Errorf("%q is not a valid RE2 regular expression: %w", v, err)
+	}
+	return nil
 }
 
 // EffectiveVerify returns Verify, or VerifyOn when it is empty.
@@ -77,6 +95,11 @@ func validateClientAuth(where string, c *ClientAuth) []error {
 	}
 	if c.Depth < 0 || c.Depth > 16 {
 		errs = append(errs, fmt.Errorf("%s: depth %d out of range 0..16", where, c.Depth))
+	}
+	if c.MatchCN != "" {
+		if err := ValidMatchCN(c.MatchCN); err != nil {
+			errs = append(errs, fmt.Errorf("%s: matchCN: %w", where, err))
+		}
 	}
 	if c.ErrorPage != "" {
 		if err := ValidRedirectURL(c.ErrorPage); err != nil {

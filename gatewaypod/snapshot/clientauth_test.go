@@ -23,18 +23,20 @@ func TestDecodeClientAuthAndCustomErrors(t *testing.T) {
 		wantErr string
 	}{
 		"client auth valid": {data: ca(func(c *ClientAuth) {
-			c.Verify, c.Depth, c.ErrorPage, c.PassCertificate = VerifyOptionalNoCA, 3, "https://errors.example.com/cert", true
+			c.Verify, c.Depth, c.ErrorPage, c.PassCertificate, c.MatchCN = VerifyOptionalNoCA, 3, "https://errors.example.com/cert", true, "CN=(a|b)"
 		})},
-		"client auth bad secret":     {data: ca(func(c *ClientAuth) { c.CASecret = "ca" }), wantErr: "not namespace/name"},
-		"client auth bad hash":       {data: ca(func(c *ClientAuth) { c.CAHash = "zz" }), wantErr: "16 hex digits"},
-		"client auth bad verify":     {data: ca(func(c *ClientAuth) { c.Verify = "maybe" }), wantErr: `verify "maybe"`},
-		"client auth bad depth":      {data: ca(func(c *ClientAuth) { c.Depth = -1 }), wantErr: "depth -1"},
-		"client auth bad error page": {data: ca(func(c *ClientAuth) { c.ErrorPage = "/relative" }), wantErr: "errorPage"},
-		"custom errors valid":        {data: ce(&CustomErrors{Codes: []int{404, 503}, Backend: &Backend{Name: "ns/errors:80"}})},
-		"custom errors no codes":     {data: ce(&CustomErrors{}), wantErr: "no codes"},
-		"custom errors out of range": {data: ce(&CustomErrors{Codes: []int{302}}), wantErr: "302 is not 400..599"},
-		"custom errors unsorted":     {data: ce(&CustomErrors{Codes: []int{503, 404}}), wantErr: "sorted and unique"},
-		"custom errors bad backend":  {data: ce(&CustomErrors{Codes: []int{503}, Backend: &Backend{Name: "x", Endpoints: []string{"nope"}}}), wantErr: "customErrors.backend"},
+		"client auth matchCN without CN=": {data: ca(func(c *ClientAuth) { c.MatchCN = "a" }), wantErr: "matchCN"},
+		"client auth matchCN bad regex":   {data: ca(func(c *ClientAuth) { c.MatchCN = "CN=(" }), wantErr: "not a valid RE2"},
+		"client auth bad secret":          {data: ca(func(c *ClientAuth) { c.CASecret = "ca" }), wantErr: "not namespace/name"},
+		"client auth bad hash":            {data: ca(func(c *ClientAuth) { c.CAHash = "zz" }), wantErr: "16 hex digits"},
+		"client auth bad verify":          {data: ca(func(c *ClientAuth) { c.Verify = "maybe" }), wantErr: `verify "maybe"`},
+		"client auth bad depth":           {data: ca(func(c *ClientAuth) { c.Depth = -1 }), wantErr: "depth -1"},
+		"client auth bad error page":      {data: ca(func(c *ClientAuth) { c.ErrorPage = "/relative" }), wantErr: "errorPage"},
+		"custom errors valid":             {data: ce(&CustomErrors{Codes: []int{404, 503}, Backend: &Backend{Name: "ns/errors:80"}})},
+		"custom errors no codes":          {data: ce(&CustomErrors{}), wantErr: "no codes"},
+		"custom errors out of range":      {data: ce(&CustomErrors{Codes: []int{302}}), wantErr: "302 is not 400..599"},
+		"custom errors unsorted":          {data: ce(&CustomErrors{Codes: []int{503, 404}}), wantErr: "sorted and unique"},
+		"custom errors bad backend":       {data: ce(&CustomErrors{Codes: []int{503}, Backend: &Backend{Name: "x", Endpoints: []string{"nope"}}}), wantErr: "customErrors.backend"},
 	}
 	for name, tt := range tests {
 		t.Run(name, func(t *testing.T) {
