@@ -144,7 +144,8 @@ func waitSplit(t *testing.T, p *Proxy, good, bad string, passed func() bool) {
 	t.Helper()
 	waitFor(t, bad+" to fail its check and "+good+" to pass one", func() bool {
 		ep := p.registry.Lookup(bad)
-		return ep != nil && ep.Unhealthy() && passed()
+		// good's state may be registered a moment after its first probe.
+		return ep != nil && ep.Unhealthy() && passed() && p.registry.Lookup(good) != nil
 	})
 	if p.registry.Lookup(good).Unhealthy() {
 		t.Fatalf("%s, whose check passes, is out of rotation", good)
