@@ -195,7 +195,10 @@ func (r *GatewayConfigReconciler) Reconcile(ctx context.Context, req ctrl.Reques
 		if refused != nil {
 			// Never written: the ConfigMaps keep the last good snapshot.
 			facts.snapshotProblem = refused
-			facts.keepPublished(before)
+			// The version stays the published one; the counts stay the
+			// compile's, so the Degraded refusal and the counts that caused
+			// it are seen together.
+			facts.snapshotVersion = before.Status.Snapshot.Version
 			if newRefusal(before, refused) {
 				metricSnapshotRefused.WithLabelValues(gc.Name, refused.reason).Inc()
 				logger.Error(nil, "Snapshot refused, keeping the last good one", "gatewayConfig", klog.KObj(gc),

@@ -44,7 +44,7 @@ type statusFacts struct {
 }
 
 // keepPublished makes the facts describe the snapshot already published
-// (nothing new is written this round): its version and its Ingress counts,
+// (held back by the publish interval or spec.paused): its version and its Ingress counts,
 // not the newer compile's. Otherwise Listening with the new counts could be
 // reported while the pods still serve the older snapshot.
 func (f *statusFacts) keepPublished(before *gatewayv1alpha1.GatewayConfig) {
