@@ -28,10 +28,9 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/fields"
-	"k8s.io/client-go/informers"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/watch"
 	"k8s.io/client-go/kubernetes"
-	"k8s.io/client-go/tools/cache"
 )
 
 // SecretOptions configures WatchSecret.
@@ -104,32 +103,25 @@ func WatchSecret(ctx context.Context, opts SecretOptions) error {
 			}
 		}
 	}
-	// The informer calls its handlers from one goroutine, so offer (and
+	// watchNamed calls its handlers from one goroutine, so offer (and
 	// OnData) never run concurrently.
-	selector := fields.OneTermEqualSelector("metadata.name", opts.Name).String()
-	factory := informers.NewSharedInformerFactoryWithOptions(opts.Client, 0,
-		informers.WithNamespace(opts.Namespace),
-		informers.WithTweakListOptions(func(o *metav1.ListOptions) { o.FieldSelector = selector }),
-	)
-	inf := factory.Core().V1().Secrets().Informer()
-	on := func(obj any) {
+	log.Info("Watching TLS Secret", "secret", opts.Namespace+"/"+opts.Name)
+	secrets := opts.Client.CoreV1()
+	watchNamed(ctx, namedObject{
+		namespace: opts.Namespace, name: opts.Name, example: &corev1.Secret{},
+		list: func(ctx context.Context, ns string, o metav1.ListOptions) (runtime.Object, error) {
+			return secrets.Secrets(ns).List(ctx, o)
+		},
+		watch: func(ctx context.Context, ns string, o metav1.ListOptions) (watch.Interface, error) {
+			return secrets.Secrets(ns).Watch(ctx, o)
+		},
+	}, func(obj any) {
 		if sec, ok := obj.(*corev1.Secret); ok && sec.Name == opts.Name {
 			offer(sec.Data)
 		}
-	}
-	if _, err := inf.AddEventHandler(cache.ResourceEventHandlerFuncs{
-		AddFunc:    on,
-		UpdateFunc: func(_, obj any) { on(obj) },
-		DeleteFunc: func(any) {
-			log.Warn("TLS Secret deleted, keeping the current certificates", "secret", opts.Namespace+"/"+opts.Name)
-		},
-	}); err != nil {
-		return err
-	}
-	log.Info("Watching TLS Secret", "secret", opts.Namespace+"/"+opts.Name)
-	factory.StartWithContext(ctx)
-	<-ctx.Done()
-	factory.Shutdown()
+	}, func() {
+		log.Warn("TLS Secret deleted, keeping the current certificates", "secret", opts.Namespace+"/"+opts.Name)
+	})
 	return nil
 }
 

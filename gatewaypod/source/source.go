@@ -46,10 +46,9 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/fields"
-	"k8s.io/client-go/informers"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/watch"
 	"k8s.io/client-go/kubernetes"
-	"k8s.io/client-go/tools/cache"
 
 	"github.com/portico-dev/portico/gatewaypod/snapshot"
 )
@@ -303,34 +302,28 @@ func (s *Source) pollFile(ctx context.Context) error {
 	}
 }
 
-// watchConfigMap runs an informer on the one ConfigMap. The informer lists,
-// then watches, and relists after a broken watch, retrying with backoff.
+// watchConfigMap watches the one head ConfigMap (watchNamed: list, watch,
+// reconnect after a broken watch or an outage within seconds).
 func (s *Source) watchConfigMap(ctx context.Context) error {
-	selector := fields.OneTermEqualSelector("metadata.name", s.opts.ConfigMap).String()
-	factory := informers.NewSharedInformerFactoryWithOptions(s.opts.Client, 0,
-		informers.WithNamespace(s.opts.Namespace),
-		informers.WithTweakListOptions(func(o *metav1.ListOptions) { o.FieldSelector = selector }),
-	)
-	inf := factory.Core().V1().ConfigMaps().Informer()
-	if _, err := inf.AddEventHandler(cache.ResourceEventHandlerFuncs{
-		AddFunc:    s.onConfigMap,
-		UpdateFunc: func(_, obj any) { s.onConfigMap(obj) },
-		DeleteFunc: func(any) {
-			s.log.Warn("Snapshot ConfigMap deleted, keeping the current snapshot",
-				"configMap", s.opts.Namespace+"/"+s.opts.ConfigMap, "currentVersion", s.Version())
-		},
-	}); err != nil {
-		return err
-	}
 	s.log.Info("Watching snapshot ConfigMap", "configMap", s.opts.Namespace+"/"+s.opts.ConfigMap)
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
 		s.followHeads(ctx)
 	}()
-	factory.StartWithContext(ctx)
-	<-ctx.Done()
-	factory.Shutdown()
+	cms := s.opts.Client.CoreV1()
+	watchNamed(ctx, namedObject{
+		namespace: s.opts.Namespace, name: s.opts.ConfigMap, example: &corev1.ConfigMap{},
+		list: func(ctx context.Context, ns string, o metav1.ListOptions) (runtime.Object, error) {
+			return cms.ConfigMaps(ns).List(ctx, o)
+		},
+		watch: func(ctx context.Context, ns string, o metav1.ListOptions) (watch.Interface, error) {
+			return cms.ConfigMaps(ns).Watch(ctx, o)
+		},
+	}, s.onConfigMap, func() {
+		s.log.Warn("Snapshot ConfigMap deleted, keeping the current snapshot",
+			"configMap", s.opts.Namespace+"/"+s.opts.ConfigMap, "currentVersion", s.Version())
+	})
 	<-done
 	return nil
 }
